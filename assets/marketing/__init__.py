@@ -1,0 +1,1 @@
+"""Marketing attribution: five sources, identity, journeys, attribution models and the monthly report."""

@@ -1,0 +1,1 @@
+"""Infrastructure anomaly detection: telemetry points to scores, events, incidents and tickets."""

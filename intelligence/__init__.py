@@ -1,0 +1,1 @@
+"""The kit: settings, contracts, the module factory, checks and the feedback policy."""

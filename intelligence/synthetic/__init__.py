@@ -1,0 +1,1 @@
+"""Seeded synthetic data generators with ground truth, for the demo, tests and benchmarks."""

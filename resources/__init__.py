@@ -1,0 +1,1 @@
+"""The edges: lake IO manager, landing zone, DuckDB warehouse, alerts. Imports nothing of ours."""

@@ -1,0 +1,83 @@
+"""CRM customers and orders: landing files → raw_crm → cleansed_crm (+ quarantine)."""
+
+from __future__ import annotations
+
+import dataframely as dy
+import polars as pl
+
+from intelligence.contracts import Contract
+from intelligence.sources import SourceSpec, build_source_assets
+
+CURRENCIES = ["USD", "EUR", "GBP"]
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class CrmRecord(dy.Schema):
+    record_type = dy.Enum(["customer", "order"], nullable=False)
+    customer_id = dy.String(nullable=False)
+    email_hash = dy.String(nullable=True, regex=SHA256_HEX, description="sha256 of the lower-cased e-mail.")
+    signup_ts = dy.Datetime(nullable=True, time_zone="UTC")
+    order_id = dy.String(nullable=True)
+    amount = dy.Float64(nullable=True, min_exclusive=0, description="Order amount in `currency`.")
+    currency = dy.Enum(CURRENCIES, nullable=True)
+    ts = dy.Datetime(nullable=False, time_zone="UTC", description="Signup time (customers) or order time.")
+
+    @dy.rule()
+    def customer_complete(cls) -> pl.Expr:
+        return (pl.col("record_type") != "customer") | (
+            pl.col("email_hash").is_not_null() & pl.col("signup_ts").is_not_null()
+        )
+
+    @dy.rule()
+    def order_complete(cls) -> pl.Expr:
+        return (pl.col("record_type") != "order") | (
+            pl.col("order_id").is_not_null()
+            & pl.col("amount").is_not_null()
+            & pl.col("currency").is_not_null()
+        )
+
+    @dy.rule()
+    def unique_order_id(cls) -> pl.Expr:
+        return pl.col("order_id").is_null() | (pl.len().over("order_id") == 1)
+
+    @dy.rule()
+    def unique_customer(cls) -> pl.Expr:
+        return (pl.col("record_type") != "customer") | (pl.len().over("record_type", "customer_id") == 1)
+
+
+CONTRACT = Contract(
+    schema=CrmRecord,
+    version="1.0.0",
+    owner="team:crm",
+    description="Customers (with hashed e-mail) and their orders.",
+)
+
+
+def cleanse_crm(frame: pl.DataFrame) -> pl.DataFrame:
+    """Normalise record type, currency and hash casing."""
+    return frame.with_columns(
+        pl.col("record_type").str.to_lowercase(),
+        pl.col("currency").str.to_uppercase(),
+        pl.col("email_hash").str.to_lowercase(),
+    )
+
+
+SOURCE = SourceSpec(
+    name="crm",
+    domain="marketing",
+    description="CRM customers and orders",
+    landing_columns={
+        "record_type": "str",
+        "customer_id": "str",
+        "email_hash": "str",
+        "signup_ts": "datetime",
+        "order_id": "str",
+        "amount": "float",
+        "currency": "str",
+        "ts": "datetime",
+    },
+    contract=CONTRACT,
+    cleanse=cleanse_crm,
+)
+
+assets = build_source_assets(SOURCE)

@@ -1,0 +1,178 @@
+"""The demo, headless: land synthetic data and materialize the demo window in one run.
+
+    python -m intelligence.demo land    # land demo data if the landing zone has none
+    python -m intelligence.demo run     # land, materialize everything for the window, print a summary
+
+The demo window is the previous calendar month plus the current month up to yesterday (UTC), so the
+monthly report has a complete month to show. `--start`/`--days` override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+import polars as pl
+
+from intelligence.settings import Settings, settings
+from intelligence.synthetic.marketing import GeneratorConfig, generate_marketing
+
+MARKETING_SOURCES = ("ads", "social", "crm", "web", "email")
+DEMO_PEOPLE = 5000
+DEMO_SEED = 7
+
+
+@dataclass(frozen=True)
+class Window:
+    start: dt.date
+    days: int
+
+    @property
+    def end(self) -> dt.date:
+        return self.start + dt.timedelta(days=self.days - 1)
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        return self.start.isoformat(), self.end.isoformat()
+
+
+def default_window(today: dt.date | None = None) -> Window:
+    today = today or dt.datetime.now(dt.UTC).date()
+    first_of_month = today.replace(day=1)
+    start = (first_of_month - dt.timedelta(days=1)).replace(day=1)
+    return Window(start=start, days=(today - start).days)
+
+
+def flaky_days(window: Window) -> tuple[int, ...]:
+    """A stretch in the middle of the window where the flaky source (social) goes bad."""
+    middle = window.days // 2
+    return tuple(range(max(0, middle - 3), min(window.days, middle + 2)))
+
+
+def has_marketing_data(config: Settings) -> bool:
+    return all(
+        (config.landing / source).is_dir() and any((config.landing / source).iterdir()) for source in MARKETING_SOURCES
+    )
+
+
+def land(window: Window, config: Settings, people: int = DEMO_PEOPLE, force: bool = False) -> bool:
+    """Generate demo landing files unless some are there already. True if it generated."""
+    if has_marketing_data(config) and not force:
+        print(f"landing zone {config.landing} already has marketing data; not generating")
+        return False
+    print(f"landing demo data for {window.start} … {window.end} ({people} people) in {config.landing}")
+    started = time.perf_counter()
+    summary = generate_marketing(
+        GeneratorConfig(start=window.start, days=window.days, people=people, seed=DEMO_SEED, flaky_days=flaky_days(window)),
+        landing_root=config.landing,
+        truth_root=config.truth,
+        progress=True,
+    )
+    print(f"landed {summary.files_written} files in {time.perf_counter() - started:.1f}s")
+    return True
+
+
+def materialize_window(window: Window, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """Materialize every marketing source asset for the window as one single-run backfill."""
+    from intelligence.definitions import marketing_sources
+    from intelligence.resources import build_resources
+
+    start, end = window.keys
+    runnable = [a for a in marketing_sources if isinstance(a, dg.AssetsDefinition)]
+    return dg.materialize(
+        runnable,
+        instance=instance,
+        resources=build_resources(),
+        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
+        raise_on_error=False,
+    )
+
+
+def summary_frame(window: Window, config: Settings) -> pl.DataFrame:
+    """Per source and day: rows landed, accepted and quarantined, read back from the lake."""
+    rows = []
+    for source in MARKETING_SOURCES:
+        counts: dict[str, dict[dt.date, int]] = {}
+        for label, folder in (
+            ("landed", config.lake / "marketing" / f"raw_{source}"),
+            ("accepted", config.lake / "marketing" / f"cleansed_{source}"),
+            ("quarantined", config.quarantine / "marketing" / f"cleansed_{source}_quarantine"),
+        ):
+            files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+            per_day: dict[dt.date, int] = {}
+            for file in files:
+                day = dt.date.fromisoformat(file.stem)
+                if window.start <= day <= window.end:
+                    per_day[day] = pl.scan_parquet(file).select(pl.len()).collect().item()
+            counts[label] = per_day
+        for offset in range(window.days):
+            day = window.start + dt.timedelta(days=offset)
+            rows.append(
+                {
+                    "source": source,
+                    "day": day,
+                    "landed": counts["landed"].get(day, 0),
+                    "accepted": counts["accepted"].get(day, 0),
+                    "quarantined": counts["quarantined"].get(day, 0),
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+def format_summary(frame: pl.DataFrame) -> str:
+    """One line per day, one `landed/accepted/quarantined` cell per source, and a total line."""
+    sources = list(dict.fromkeys(frame["source"].to_list()))
+    width = 22
+    header = "day         " + "".join(f"{s:>{width}}" for s in sources)
+    lines = [header, "            " + "".join(f"{'landed/accepted/quar.':>{width}}" for _ in sources)]
+    for day in sorted(set(frame["day"].to_list())):
+        cells = []
+        for source in sources:
+            row = frame.filter((pl.col("source") == source) & (pl.col("day") == day)).row(0, named=True)
+            cells.append(f"{row['landed']}/{row['accepted']}/{row['quarantined']}")
+        lines.append(f"{day}  " + "".join(f"{c:>{width}}" for c in cells))
+    totals = frame.group_by("source").agg(pl.col("landed", "accepted", "quarantined").sum())
+    cells = []
+    for source in sources:
+        t = totals.filter(pl.col("source") == source).row(0, named=True)
+        cells.append(f"{t['landed']}/{t['accepted']}/{t['quarantined']}")
+    lines.append("total       " + "".join(f"{c:>{width}}" for c in cells))
+    balanced = frame.filter(pl.col("landed") != pl.col("accepted") + pl.col("quarantined")).height == 0
+    lines.append(f"rows landed = accepted + quarantined on every source and day: {'yes' if balanced else 'NO'}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m intelligence.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["land", "run"])
+    parser.add_argument("--start", type=dt.date.fromisoformat, help="first day of the demo window")
+    parser.add_argument("--days", type=int, help="number of days in the demo window")
+    parser.add_argument("--people", type=int, default=DEMO_PEOPLE)
+    args = parser.parse_args(argv)
+    window = default_window()
+    if args.start or args.days:
+        window = Window(start=args.start or window.start, days=args.days or window.days)
+    config = settings()
+    if window.start < config.start_date:
+        parser.error(f"the window starts {window.start}, before INTELLIGENCE_START_DATE {config.start_date}")
+    land(window, config, people=args.people)
+    if args.command == "land":
+        return 0
+    print(f"materializing the marketing sources for {window.start} … {window.end} in one run")
+    started = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        result = materialize_window(window, instance)
+    elapsed = time.perf_counter() - started
+    print(f"run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {elapsed:.1f}s")
+    print(format_summary(summary_frame(window, config)))
+    print(f"lake: {config.lake}/marketing   quarantine: {config.quarantine}/marketing   SQL: duckdb {config.warehouse}")
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,14 +2,23 @@
 
 import dagster as dg
 
-from assets.marketing import ads, crm, email, social, web
+from assets.marketing import ads, attribution, crm, email, identity, journeys, report, social, touchpoints, web
 from intelligence.resources import build_resources
+from intelligence.schedules import monthly_attribution_schedule
 
 SOURCE_MODULES = (ads, social, crm, web, email)
 
 marketing_sources = [asset for module in SOURCE_MODULES for asset in module.assets]
+marketing_attribution = [
+    identity.identity,
+    touchpoints.touchpoints,
+    journeys.journeys,
+    attribution.attribution,
+    report.attribution_report,
+]
 
 defs = dg.Definitions(
-    assets=[*marketing_sources],
+    assets=[*marketing_sources, *marketing_attribution],
+    schedules=[monthly_attribution_schedule],
     resources=build_resources(),
 )

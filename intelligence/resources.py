@@ -7,6 +7,7 @@ from typing import Any
 from intelligence.settings import Settings, settings
 from resources.lake import LakeIOManager
 from resources.landing_zone import LandingZone
+from resources.reports import ReportStore
 from resources.warehouse import Warehouse
 
 
@@ -18,4 +19,5 @@ def build_resources(config: Settings | None = None) -> dict[str, Any]:
         "quarantine_io_manager": LakeIOManager(base_path=str(config.quarantine), warehouse_path=warehouse),
         "landing": LandingZone(root=str(config.landing)),
         "warehouse": Warehouse(path=warehouse),
+        "reports": ReportStore(root=str(config.reports)),
     }

@@ -17,7 +17,7 @@ from intelligence.partitions import MONTHLY, partition_months
 class AttributionConfig(dg.Config):
     """Which models to run and their parameters (defaults: all models, 7-day half-life, 40/20/40)."""
 
-    models: list[str] = list(MODELS)
+    models: list[str] = list(MODELS)  # noqa: RUF012 (pydantic copies field defaults)
     half_life_days: float = 7.0
     first_touch_weight: float = 0.4
     last_touch_weight: float = 0.4
@@ -60,10 +60,17 @@ def attribute_month(journeys: pl.DataFrame, config: AttributionConfig) -> pl.Dat
     partition_column="month",
     ins={"journeys": dg.AssetIn(["marketing", "journeys"])},
 )
-def attribution(context: dg.AssetExecutionContext, journeys: pl.DataFrame, config: AttributionConfig) -> pl.DataFrame:
+def attribution(
+    context: dg.AssetExecutionContext, journeys: pl.DataFrame, config: AttributionConfig
+) -> tuple[pl.DataFrame, dict[str, object]]:
     """Conversions and value credited to channels by first/last/linear/time-decay/position/Markov/Shapley models."""
     frames = []
     for month in partition_months(context):
         credit = attribute_month(journeys.filter(pl.col("month") == month), config)
         frames.append(credit.with_columns(pl.lit(month).alias("month")).select("month", *credit.columns))
-    return pl.concat(frames)
+    return pl.concat(frames), {
+        "models": ", ".join(config.models),
+        "half_life_days": config.half_life_days,
+        "first_touch_weight": config.first_touch_weight,
+        "last_touch_weight": config.last_touch_weight,
+    }

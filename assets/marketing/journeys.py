@@ -166,8 +166,14 @@ def build_journeys(
 )
 def journeys(
     context: dg.AssetExecutionContext, touchpoints: pl.LazyFrame, identity: pl.LazyFrame, config: JourneyConfig
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, dict[str, object]]:
     """Per person, the touches before each conversion within the lookback; non-converting journeys kept as nulls."""
     touchpoints = conform(touchpoints, touchpoints_module.CONTRACT.polars_schema)
     frames = [build_journeys(touchpoints, identity, month, config.lookback_days) for month in partition_months(context)]
-    return pl.concat(frames)
+    result = pl.concat(frames)
+    converting = result.filter(pl.col("converted"))["journey_id"].n_unique()
+    return result, {
+        "lookback_days": config.lookback_days,
+        "converting_journeys": converting,
+        "non_converting_journeys": result["journey_id"].n_unique() - converting,
+    }

@@ -35,9 +35,7 @@ from resources.warehouse import Warehouse, sql_string
 PARTITION_COLUMN = "partition_column"
 
 
-def table_schema(
-    schema: Mapping[str, pl.DataType], descriptions: Mapping[str, str] | None = None
-) -> dg.TableSchema:
+def table_schema(schema: Mapping[str, pl.DataType], descriptions: Mapping[str, str] | None = None) -> dg.TableSchema:
     descriptions = descriptions or {}
     return dg.TableSchema(
         columns=[
@@ -118,7 +116,10 @@ def split_by_partition(
             elif isinstance(dtype, pl.Datetime):
                 if dtype.time_zone is None:
                     start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
-                mask = (col >= start) & (col < end)
+                    mask = (col >= start) & (col < end)
+                else:  # polars refuses to compare datetimes of different zones: meet the column's zone
+                    bounds = [pl.lit(t).dt.convert_time_zone(dtype.time_zone) for t in (start, end)]
+                    mask = (col >= bounds[0]) & (col < bounds[1])
             else:
                 raise TypeError(f"partition column {column!r} must be a Date or Datetime, not {dtype}")
         else:
@@ -204,9 +205,7 @@ class ParquetLake(dg.UPathIOManager):
             with path.open("rb") as handle:
                 rows += pq.ParquetFile(handle).metadata.num_rows
         if paths:
-            schema = pl.read_parquet_schema(
-                paths[0].open("rb") if not _is_local(paths[0]) else _local(paths[0])
-            )
+            schema = pl.read_parquet_schema(paths[0].open("rb") if not _is_local(paths[0]) else _local(paths[0]))
         return {
             "dagster/row_count": dg.MetadataValue.int(rows),
             "dagster/column_schema": table_schema(schema),
@@ -217,9 +216,7 @@ class ParquetLake(dg.UPathIOManager):
             return
         asset_path = self._get_path_without_extension(context)
         if context.has_asset_partitions:
-            source = (
-                f"read_parquet({sql_string(str(_local(asset_path) / '*.parquet'))}, union_by_name = true)"
-            )
+            source = f"read_parquet({sql_string(str(_local(asset_path) / '*.parquet'))}, union_by_name = true)"
         else:
             source = f"read_parquet({sql_string(str(_local(self._with_extension(asset_path))))})"
         try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import json
 import os
 import re
@@ -119,9 +118,7 @@ def parse_timestamp_expr(col: str) -> pl.Expr:
     """ISO 8601 with or without zone (no zone means UTC), or epoch seconds/milliseconds → UTC."""
     s = pl.col(col).str.strip_chars()
     attempts = [s.str.to_datetime(fmt, strict=False, time_zone="UTC", time_unit="us") for fmt in _TS_FORMATS]
-    attempts.append(
-        s.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    )
+    attempts.append(s.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
     digits = s.str.contains(r"^-?\d{1,16}(\.\d+)?$")
     epoch = s.cast(pl.Float64, strict=False)
     # 12+ integer digits can only be milliseconds in any plausible era (10^12 s is year 33658).
@@ -238,6 +235,10 @@ def _decode(data: bytes, report: FileReport) -> tuple[str | None, list[tuple[int
             return text, []
         except UnicodeDecodeError:
             pass
+    if b"\r" in data and b"\n" not in data:
+        # Old Mac / Excel exports end lines with a bare CR; everything below splits lines at LF.
+        data = data.replace(b"\r", b"\n")
+        report.notes.append("CR line endings read as line breaks")
     if data.isascii():
         return data.decode("ascii"), []
     try:
@@ -256,9 +257,7 @@ def _decode(data: bytes, report: FileReport) -> tuple[str | None, list[tuple[int
         except UnicodeDecodeError as exc:
             good.append("")  # keeps line numbers aligned; the line is reported as rejected
             shown = raw.decode("utf-8", errors="backslashreplace")
-            bad.append(
-                (number, shown, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
-            )
+            bad.append((number, shown, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"))
     report.notes.append(f"{len(bad)} line(s) are not valid UTF-8")
     return "\n".join(good) + "\n", bad
 
@@ -275,13 +274,17 @@ def _error_rows(rows: Iterable[tuple[int, str, str]], source_file: str) -> pl.Da
     ).with_columns(pl.lit(source_file).alias(SOURCE_FILE))
 
 
+def _line_fields(line: str) -> list[str]:
+    """The CSV fields of one physical line. Lines end at LF, so a stray CR is content here; the csv
+    module would raise on it, so it is masked (it never changes where fields split)."""
+    return next(csv.reader([line.replace("\r", " ")]), [])
+
+
 def _normalise_header(names: Sequence[str]) -> list[str]:
     return [n.strip().strip('"').strip().lower() for n in names]
 
 
-def _header_problem(
-    found: list[str], expected: Sequence[str], report: FileReport, min_overlap: int = 1
-) -> str | None:
+def _header_problem(found: list[str], expected: Sequence[str], report: FileReport, min_overlap: int = 1) -> str | None:
     known = [n for n in found if n in expected]
     if len(known) < min_overlap:
         return (
@@ -300,9 +303,7 @@ def _header_problem(
     return None
 
 
-def _strings_frame(
-    records: pl.DataFrame, header: list[str], expected: Sequence[str], source_file: str
-) -> pl.DataFrame:
+def _strings_frame(records: pl.DataFrame, header: list[str], expected: Sequence[str], source_file: str) -> pl.DataFrame:
     """Project parsed string records onto the expected columns (missing → null, extra dropped)."""
     exprs = [pl.col(name) if name in header else pl.lit(None, pl.String).alias(name) for name in expected]
     return records.select(
@@ -314,9 +315,7 @@ def _strings_frame(
     )
 
 
-def _finish(
-    good: pl.DataFrame, errors: pl.DataFrame, expected: Sequence[str], source_file: str
-) -> pl.DataFrame:
+def _finish(good: pl.DataFrame, errors: pl.DataFrame, expected: Sequence[str], source_file: str) -> pl.DataFrame:
     err = errors.select(
         *[pl.lit(None, pl.String).alias(n) for n in expected],
         pl.lit(source_file).alias(SOURCE_FILE),
@@ -331,8 +330,18 @@ def _parse_csv_slow(
     text: str, expected: Sequence[str], source_file: str, report: FileReport
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Python's csv module, for files with quoted line breaks. Exact but ~10x slower."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    physical = text.split("\n")
+    if physical and physical[-1] == "":
+        physical.pop()
+    # One item per LF-terminated line, so line numbers count the same lines as the fast path.
+    reader = csv.reader((line + "\n" for line in physical), strict=True)
+
+    def raw_text(first: int) -> str:
+        """The record as it stands in the file (all its physical lines), for rejected rows."""
+        return "\n".join(line.removesuffix("\r") for line in physical[first - 1 : reader.line_num])
+
     header: list[str] | None = None
+    header_problem = ""
     cols: dict[str, list[str | None]] = {}
     lines: list[int] = []
     raws: list[str | None] = []
@@ -344,33 +353,32 @@ def _parse_csv_slow(
         except StopIteration:
             break
         except csv.Error as exc:
-            errors.append((start, "", f"malformed CSV: {exc}"))
+            errors.append((start, raw_text(start), f"malformed CSV: {exc}"))
             start = reader.line_num + 1
             continue
         line_no, start = start, reader.line_num + 1
-        if not row or (all(not c.strip() for c in row) and len(row) <= 1):
+        raw = raw_text(line_no)
+        if not raw.strip():
             continue
         if header is None:
             header = _normalise_header(row)
             problem = _header_problem(header, expected, report)
             if problem:
                 report.notes.append(problem)
-                header = []
+                header, header_problem = [], problem
                 continue
             cols = {name: [] for name in header}
             continue
         if not header:
-            errors.append((line_no, ",".join(row), "header does not match the expected columns"))
+            errors.append((line_no, raw, header_problem))
             continue
         if len(row) != len(header):
-            errors.append(
-                (line_no, ",".join(row), f"ragged row: expected {len(header)} fields, found {len(row)}")
-            )
+            errors.append((line_no, raw, f"ragged row: expected {len(header)} fields, found {len(row)}"))
             continue
         for name, value in zip(header, row, strict=True):
             cols[name].append(value)
         lines.append(line_no)
-        raws.append(",".join(row))
+        raws.append(raw)
     good_records = pl.DataFrame(
         {**cols, LINE: lines, RAW: raws},
         schema={**{n: pl.String for n in cols}, LINE: pl.Int64, RAW: pl.String},
@@ -396,9 +404,7 @@ def parse_csv(
             expected,
             source_file,
         )
-        return _finalise(
-            _finish(good, _error_rows(undecodable, source_file), expected, source_file), columns, report
-        )
+        return _finalise(_finish(good, _error_rows(undecodable, source_file), expected, source_file), columns, report)
     encoded = text.encode("utf-8")
     lines = _lines_series(encoded)
     quoted = lines.str.contains('"', literal=True)
@@ -417,12 +423,10 @@ def parse_csv(
         report.notes.append("no header row")
         empty = pl.DataFrame(schema={**{n: pl.String for n in expected}, LINE: pl.Int64, RAW: pl.String})
         good = _strings_frame(empty, expected, expected, source_file)
-        return _finalise(
-            _finish(good, _error_rows(undecodable, source_file), expected, source_file), columns, report
-        )
+        return _finalise(_finish(good, _error_rows(undecodable, source_file), expected, source_file), columns, report)
 
     header_line = frame.row(0, named=True)
-    header = _normalise_header(next(csv.reader([header_line["line"]])))
+    header = _normalise_header(_line_fields(header_line["line"]))
     body = frame.slice(1)
     problem = _header_problem(header, expected, report)
     if problem:
@@ -444,7 +448,7 @@ def parse_csv(
     )
     quoted_rows = body.filter(pl.col("_n").is_null())
     if quoted_rows.height:
-        counts = [len(next(csv.reader([line]), [])) for line in quoted_rows["line"].to_list()]
+        counts = [len(_line_fields(line)) for line in quoted_rows["line"].to_list()]
         fixed = quoted_rows.with_columns(pl.Series("_n", counts, pl.UInt32))
         body = pl.concat([body.filter(pl.col("_n").is_not_null()), fixed]).sort(LINE)
     ok = body.filter(pl.col("_n") == width)

@@ -94,14 +94,17 @@ class Warehouse(dg.ConfigurableResource):
         if self.file.exists():
             with self.read() as con:
                 found = con.execute(
-                    "SELECT sql FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
+                    "SELECT comment FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
                     [schema.strip('"'), view.strip('"')],
                 ).fetchall()
-            if found and source_sql in found[0][0]:
+            if found and found[0][0] == source_sql:
                 return False
         with self.write() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             con.execute(f"CREATE OR REPLACE VIEW {schema}.{view} AS {select}")
+            # DuckDB keeps a view's SQL re-rendered (`x = true` becomes `(x = true)`), so the source as
+            # given is kept in the view's comment to recognise an unchanged view next time.
+            con.execute(f"COMMENT ON VIEW {schema}.{view} IS {sql_string(source_sql)}")
         return True
 
     def views(self) -> list[tuple[str, str]]:

@@ -205,7 +205,11 @@ class ParquetLake(dg.UPathIOManager):
             with path.open("rb") as handle:
                 rows += pq.ParquetFile(handle).metadata.num_rows
         if paths:
-            schema = pl.read_parquet_schema(paths[0].open("rb") if not _is_local(paths[0]) else _local(paths[0]))
+            if _is_local(paths[0]):
+                schema = pl.read_parquet_schema(_local(paths[0]))
+            else:
+                with paths[0].open("rb") as handle:
+                    schema = pl.read_parquet_schema(handle)
         return {
             "dagster/row_count": dg.MetadataValue.int(rows),
             "dagster/column_schema": table_schema(schema),
@@ -220,7 +224,7 @@ class ParquetLake(dg.UPathIOManager):
         else:
             source = f"read_parquet({sql_string(str(_local(self._with_extension(asset_path))))})"
         try:
-            if self._warehouse.ensure_view(context.asset_key.path, source):
+            if self._warehouse.ensure_view(list(context.asset_key.path), source):
                 context.log.info(f"warehouse view for {context.asset_key.to_user_string()} created")
         except Exception as exc:  # the data is written; a missing view must not fail the asset
             context.log.warning(f"could not register a warehouse view: {exc}")
@@ -239,12 +243,29 @@ class ParquetLake(dg.UPathIOManager):
         return frame.lazy() if _wants_lazy(context) else frame
 
     def load_partitions(self, context: dg.InputContext) -> Any:
-        loaded = super().load_partitions(context)
-        if not isinstance(loaded, dict) or _wants_dict(context):
-            return loaded
-        frames = [loaded[key] for key in context.asset_partition_keys if key in loaded]
+        """Load one partition, or a range as one frame (a dict if the input is annotated as one).
+
+        With `allow_missing_partitions` in the input metadata, partitions never materialized are
+        skipped with one log line (the base class logs a warning per partition).
+        """
+        keys = list(context.asset_partition_keys)
+        paths = self._get_paths_for_partitions(context)
+        present = {key: path for key, path in paths.items() if self.path_exists(path)}
+        missing = [key for key in keys if key not in present]
+        name = context.asset_key.to_user_string()
+        if missing:
+            allowed = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            if not allowed:
+                raise FileNotFoundError(f"{name}: partition(s) {shown} not in the lake; materialize it first")
+            context.log.info(f"{name}: {len(present)} of {len(keys)} partitions loaded; not materialized: {shown}")
+        if _wants_dict(context):
+            return {key: self.load_from_path(context, present[key]) for key in keys if key in present}
+        frames = [self.load_from_path(context, present[key]) for key in keys if key in present]
         if not frames:
             return pl.LazyFrame() if _wants_lazy(context) else pl.DataFrame()
+        if len(frames) == 1:
+            return frames[0]
         return pl.concat(frames, how="diagonal_relaxed")
 
 

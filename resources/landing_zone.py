@@ -119,7 +119,10 @@ def parse_timestamp_expr(col: str) -> pl.Expr:
     s = pl.col(col).str.strip_chars()
     attempts = [s.str.to_datetime(fmt, strict=False, time_zone="UTC", time_unit="us") for fmt in _TS_FORMATS]
     attempts.append(s.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
-    digits = s.str.contains(r"^-?\d{1,16}(\.\d+)?$")
+    # Eight digits are a compact date (20240301), never epoch seconds (that would be 1970).
+    compact = pl.when(s.str.contains(r"^\d{8}$")).then(s.str.to_date("%Y%m%d", strict=False))
+    attempts.append(compact.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+    digits = s.str.contains(r"^-?\d{1,16}(\.\d+)?$") & ~s.str.contains(r"^\d{8}$")
     epoch = s.cast(pl.Float64, strict=False)
     # 12+ integer digits can only be milliseconds in any plausible era (10^12 s is year 33658).
     is_ms = s.str.replace(r"^-", "").str.replace(r"\.\d+$", "").str.len_chars() >= 12
@@ -274,10 +277,10 @@ def _error_rows(rows: Iterable[tuple[int, str, str]], source_file: str) -> pl.Da
     ).with_columns(pl.lit(source_file).alias(SOURCE_FILE))
 
 
-def _line_fields(line: str) -> list[str]:
+def _line_fields(line: str, separator: str = ",") -> list[str]:
     """The CSV fields of one physical line. Lines end at LF, so a stray CR is content here; the csv
     module would raise on it, so it is masked (it never changes where fields split)."""
-    return next(csv.reader([line.replace("\r", " ")]), [])
+    return next(csv.reader([line.replace("\r", " ")], delimiter=separator), [])
 
 
 def _normalise_header(names: Sequence[str]) -> list[str]:
@@ -327,14 +330,14 @@ def _finish(good: pl.DataFrame, errors: pl.DataFrame, expected: Sequence[str], s
 
 
 def _parse_csv_slow(
-    text: str, expected: Sequence[str], source_file: str, report: FileReport
+    text: str, expected: Sequence[str], source_file: str, report: FileReport, separator: str = ","
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Python's csv module, for files with quoted line breaks. Exact but ~10x slower."""
     physical = text.split("\n")
     if physical and physical[-1] == "":
         physical.pop()
     # One item per LF-terminated line, so line numbers count the same lines as the fast path.
-    reader = csv.reader((line + "\n" for line in physical), strict=True)
+    reader = csv.reader((line + "\n" for line in physical), strict=True, delimiter=separator)
 
     def raw_text(first: int) -> str:
         """The record as it stands in the file (all its physical lines), for rejected rows."""
@@ -388,9 +391,15 @@ def _parse_csv_slow(
 
 
 def parse_csv(
-    data: bytes, columns: Mapping[str, ColumnType], source_file: str, report: FileReport | None = None
+    data: bytes,
+    columns: Mapping[str, ColumnType],
+    source_file: str,
+    report: FileReport | None = None,
+    separator: str = ",",
 ) -> pl.DataFrame:
     """Parse CSV bytes into typed rows; every record becomes a row, bad ones with a reason."""
+    if len(separator) != 1 or separator in '"\r\n':
+        raise ValueError(f"separator must be one character other than a quote or line break, got {separator!r}")
     report = report or FileReport(source_file)
     expected = list(columns)
     text, undecodable = _decode(data, report)
@@ -409,7 +418,7 @@ def parse_csv(
     lines = _lines_series(encoded)
     quoted = lines.str.contains('"', literal=True)
     if bool(quoted.any()) and any(line.count('"') % 2 for line in lines.filter(quoted).to_list()):
-        good, errors = _parse_csv_slow(text, expected, source_file, report)
+        good, errors = _parse_csv_slow(text, expected, source_file, report, separator)
         errors = pl.concat([errors, _error_rows(undecodable, source_file)])
         return _finalise(_finish(good, errors, expected, source_file), columns, report)
 
@@ -426,7 +435,7 @@ def parse_csv(
         return _finalise(_finish(good, _error_rows(undecodable, source_file), expected, source_file), columns, report)
 
     header_line = frame.row(0, named=True)
-    header = _normalise_header(_line_fields(header_line["line"]))
+    header = _normalise_header(_line_fields(header_line["line"], separator))
     body = frame.slice(1)
     problem = _header_problem(header, expected, report)
     if problem:
@@ -441,14 +450,16 @@ def parse_csv(
         report.notes.append(problem)
         return _finalise(_finish(good, errors, expected, source_file), columns, report)
 
+    if body.height == 0:
+        report.notes.append("header only: no records")
     width = len(header)
-    plain_count = pl.col("line").str.count_matches(",", literal=True) + 1
+    plain_count = pl.col("line").str.count_matches(separator, literal=True) + 1
     body = body.with_columns(
         pl.when(pl.col("line").str.contains('"', literal=True)).then(None).otherwise(plain_count).alias("_n")
     )
     quoted_rows = body.filter(pl.col("_n").is_null())
     if quoted_rows.height:
-        counts = [len(_line_fields(line)) for line in quoted_rows["line"].to_list()]
+        counts = [len(_line_fields(line, separator)) for line in quoted_rows["line"].to_list()]
         fixed = quoted_rows.with_columns(pl.Series("_n", counts, pl.UInt32))
         body = pl.concat([body.filter(pl.col("_n").is_not_null()), fixed]).sort(LINE)
     ok = body.filter(pl.col("_n") == width)
@@ -457,6 +468,7 @@ def parse_csv(
         payload = ok["line"].str.join("\n").item().encode("utf-8") + b"\n"
         records = pl.read_csv(
             payload,
+            separator=separator,
             has_header=False,
             new_columns=header,
             infer_schema=False,
@@ -541,12 +553,12 @@ def _finalise(strings: pl.DataFrame, columns: Mapping[str, ColumnType], report: 
 
 
 def parse_bytes(
-    data: bytes, suffix: str, columns: Mapping[str, ColumnType], source_file: str
+    data: bytes, suffix: str, columns: Mapping[str, ColumnType], source_file: str, separator: str = ","
 ) -> tuple[pl.DataFrame, FileReport]:
     report = FileReport(source_file)
     if suffix.lower() == ".jsonl":
         return parse_jsonl(data, columns, source_file, report), report
-    return parse_csv(data, columns, source_file, report), report
+    return parse_csv(data, columns, source_file, report, separator), report
 
 
 # --------------------------------------------------------------------------------------------
@@ -585,7 +597,10 @@ class LandingZone(dg.ConfigurableResource):
 
     def files_for_day(self, source: str, day: dt.date | str) -> tuple[list[Path], list[FileReport]]:
         """The readable data files of a source for a day, sorted; plus reports of skipped entries."""
-        folder = self.day_folder(source, day)
+        try:
+            folder = self.day_folder(source, day)
+        except LandingPathError as exc:
+            return [], [FileReport(f"{source}/{day}", notes=[f"refused: {exc}"])]
         if not folder.is_dir():
             return [], []
         files: list[Path] = []
@@ -599,6 +614,10 @@ class LandingZone(dg.ConfigurableResource):
             except LandingPathError as exc:
                 skipped.append(FileReport(shown, notes=[f"refused: {exc}"]))
                 continue
+            if entry.is_symlink():
+                # A link to another landing file would read the same records twice.
+                skipped.append(FileReport(shown, notes=[f"ignored: symlink to {self.relative(resolved)}"]))
+                continue
             if not resolved.is_file():
                 skipped.append(FileReport(shown, notes=["ignored: not a regular file"]))
             elif entry.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -607,7 +626,9 @@ class LandingZone(dg.ConfigurableResource):
                 files.append(resolved)
         return files, skipped
 
-    def read_file(self, path: Path, columns: Mapping[str, ColumnType]) -> tuple[pl.DataFrame, FileReport]:
+    def read_file(
+        self, path: Path, columns: Mapping[str, ColumnType], separator: str = ","
+    ) -> tuple[pl.DataFrame, FileReport]:
         resolved = self.resolve(path)
         shown = self.relative(resolved)
         try:
@@ -615,7 +636,31 @@ class LandingZone(dg.ConfigurableResource):
         except OSError as exc:
             report = FileReport(shown, notes=[f"unreadable: {exc.strerror or exc}"])
             return empty_frame(columns), report
-        return parse_bytes(data, resolved.suffix, columns, shown)
+        return parse_bytes(data, resolved.suffix, columns, shown, separator)
+
+    def files_in(self, folder: str, suffixes: tuple[str, ...] = (".csv",)) -> tuple[list[Path], list[FileReport]]:
+        """The data files directly in a landing folder (e.g. `paths`), sorted; plus skipped entries."""
+        root = self.resolve(folder)
+        if not root.is_dir():
+            return [], []
+        files: list[Path] = []
+        skipped: list[FileReport] = []
+        for entry in sorted(root.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            shown = f"{folder}/{entry.name}"
+            try:
+                resolved = self.resolve(entry)
+            except LandingPathError as exc:
+                skipped.append(FileReport(shown, notes=[f"refused: {exc}"]))
+                continue
+            if entry.is_symlink() or not resolved.is_file():
+                skipped.append(FileReport(shown, notes=["ignored: not a regular file"]))
+            elif entry.suffix.lower() not in suffixes:
+                skipped.append(FileReport(shown, notes=[f"ignored: unsupported file type {entry.suffix!r}"]))
+            else:
+                files.append(resolved)
+        return files, skipped
 
     def read_day(self, source: str, day: dt.date | str, columns: Mapping[str, ColumnType]) -> LandingRead:
         """Every record of a source's day, typed, with parse status; never raises on bad content."""

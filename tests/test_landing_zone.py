@@ -516,8 +516,9 @@ def test_day_folder_symlinked_outside_is_refused(landing: LandingZone, tmp_path:
     elsewhere.mkdir()
     (elsewhere / "x.csv").write_bytes(b"name,n,x,flag\nleak,1,1.0,true\n")
     (landing.root_path / "ads" / "2024-01-05").symlink_to(elsewhere, target_is_directory=True)
-    with pytest.raises(LandingPathError):
-        landing.read_day("ads", "2024-01-05", COLUMNS)  # type: ignore[arg-type]
+    read = landing.read_day("ads", "2024-01-05", COLUMNS)  # type: ignore[arg-type]
+    assert read.rows == 0  # nothing from outside the root is read
+    assert len(read.files) == 1 and read.files[0].notes[0].startswith("refused:")
     assert landing.day_folder("ads", dt.date(2024, 1, 2)) == landing.root_path / "ads" / "2024-01-02"
 
 
@@ -528,4 +529,29 @@ def test_unreadable_file_is_reported_not_raised(landing: LandingZone) -> None:
     assert frame.height == 0 and frame.schema == polars_schema(COLUMNS)  # type: ignore[arg-type]
     assert report.notes[0].startswith("unreadable:")
     _, skipped = landing.files_for_day("ads", "2024-01-02")
-    assert {r.path: r.notes for r in skipped}["ads/2024-01-02/dangling.csv"] == ["ignored: not a regular file"]
+    assert {r.path: r.notes for r in skipped}["ads/2024-01-02/dangling.csv"][0].startswith("ignored:")
+
+
+def test_symlink_to_another_landing_file_is_not_read_twice(landing: LandingZone) -> None:
+    day = landing.root_path / "ads" / "2024-01-06"
+    day.mkdir(parents=True)
+    (day / "a.csv").write_bytes(b"name,n,x,flag\nreal,1,1.0,true\n")
+    (day / "b.csv").symlink_to(day / "a.csv")
+    read = landing.read_day("ads", "2024-01-06", COLUMNS)  # type: ignore[arg-type]
+    assert read.rows == 1
+    assert any("ignored: symlink to ads/2024-01-06/a.csv" in note for f in read.files for note in f.notes)
+
+
+def test_semicolon_separated_files_and_compact_dates() -> None:
+    frame, report = parse_bytes(
+        b"name;n;x;flag\na;1;2,5;true\nb;2\n",
+        ".csv",
+        {"name": "str", "n": "int", "x": "str", "flag": "bool"},
+        "p.csv",
+        ";",
+    )
+    assert frame["name"].to_list() == ["a", None]
+    assert frame["x"].to_list() == ["2,5", None]
+    assert frame["_parse_reason"].to_list()[1] == "ragged row: expected 4 fields, found 2"
+    dates, _ = parse_bytes(b"ts\n20240301\n1709251200\n", ".csv", {"ts": "datetime"}, "d.csv")
+    assert [d.isoformat() for d in dates["ts"].to_list()] == ["2024-03-01T00:00:00+00:00", "2024-03-01T00:00:00+00:00"]

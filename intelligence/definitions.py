@@ -2,7 +2,19 @@
 
 import dagster as dg
 
-from assets.marketing import ads, attribution, crm, email, identity, journeys, report, social, touchpoints, web
+from assets.marketing import (
+    ads,
+    attribution,
+    crm,
+    email,
+    identity,
+    journeys,
+    path_attribution,
+    report,
+    social,
+    touchpoints,
+    web,
+)
 from intelligence.resources import build_resources
 from intelligence.schedules import monthly_attribution_schedule
 
@@ -15,6 +27,8 @@ marketing_attribution = [
     journeys.journeys,
     attribution.attribution,
     report.attribution_report,
+    path_attribution.landing_paths,
+    path_attribution.path_attribution,
 ]
 
 defs = dg.Definitions(

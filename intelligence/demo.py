@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -68,7 +69,9 @@ def land(window: Window, config: Settings, people: int = DEMO_PEOPLE, force: boo
     print(f"landing demo data for {window.start} … {window.end} ({people} people) in {config.landing}")
     started = time.perf_counter()
     summary = generate_marketing(
-        GeneratorConfig(start=window.start, days=window.days, people=people, seed=DEMO_SEED, flaky_days=flaky_days(window)),
+        GeneratorConfig(
+            start=window.start, days=window.days, people=people, seed=DEMO_SEED, flaky_days=flaky_days(window)
+        ),
         landing_root=config.landing,
         truth_root=config.truth,
         progress=True,
@@ -77,20 +80,84 @@ def land(window: Window, config: Settings, people: int = DEMO_PEOPLE, force: boo
     return True
 
 
-def materialize_window(window: Window, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """Materialize every marketing source asset for the window as one single-run backfill."""
-    from intelligence.definitions import marketing_sources
+def months_in(window: Window) -> tuple[str, str]:
+    """First and last monthly partition keys the window touches."""
+    return window.start.replace(day=1).isoformat(), window.end.replace(day=1).isoformat()
+
+
+def demo_steps(window: Window) -> list[tuple[str, dg.AssetSelection, dict[str, str]]]:
+    """What `make demo` materializes, in dependency order: one run per partitioning."""
+
+    def assets(*names: str) -> dg.AssetSelection:
+        return dg.AssetSelection.assets(*[["marketing", n] for n in names]).required_multi_asset_neighbors()
+
+    def span(first: str, last: str) -> dict[str, str]:
+        return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+    days, months = span(*window.keys), span(*months_in(window))
+    sources = [f"{kind}_{s}" for s in MARKETING_SOURCES for kind in ("raw", "cleansed")]
+    return [
+        ("sources: raw and cleansed, every day", assets(*sources), days),
+        ("identity, every month", assets("identity"), months),
+        ("touchpoints, every day", assets("touchpoints"), days),
+        (
+            "journeys, attribution and report, every month",
+            assets("journeys", "attribution", "attribution_report"),
+            months,
+        ),
+        ("path attribution", assets("path_attribution"), {}),
+    ]
+
+
+def materialize_demo(window: Window, instance: dg.DagsterInstance) -> list[tuple[str, dg.ExecuteInProcessResult]]:
+    """Materialize the whole marketing graph for the window, one single-run backfill per step."""
+    from intelligence.definitions import defs  # the demo is a conductor: it may import the definitions
     from intelligence.resources import build_resources
 
-    start, end = window.keys
-    runnable = [a for a in marketing_sources if isinstance(a, dg.AssetsDefinition)]
-    return dg.materialize(
-        runnable,
-        instance=instance,
-        resources=build_resources(),
-        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
-        raise_on_error=False,
+    runnable = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    resources = build_resources()
+    results = []
+    for label, selection, tags in demo_steps(window):
+        started = time.perf_counter()
+        result = dg.materialize(
+            runnable, selection=selection, instance=instance, resources=resources, tags=tags, raise_on_error=False
+        )
+        print(f"  {label}: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - started:.1f}s")
+        results.append((label, result))
+        if not result.success:
+            break
+    return results
+
+
+def land_path_export(config: Settings, month: dt.date) -> Path | None:
+    """A pre-aggregated path export (the layout attribution tools produce), from the generator's truth."""
+    target = config.landing / "paths" / f"paths_{month:%Y-%m}.csv"
+    events_file = config.truth / "marketing" / "events.parquet"
+    if target.exists() or not events_file.exists():
+        return None
+    events = pl.read_parquet(events_file).sort("person_id", "ts")
+    touches = events.filter(pl.col("action").is_in(["click", "engagement", "open", "session"]))
+    orders = events.filter(pl.col("is_conversion") & (pl.col("ts").dt.date().dt.truncate("1mo") == month))
+    paths = (
+        orders.select("person_id", pl.col("ts").alias("conversion_ts"), pl.col("conversion_value"))
+        .join(touches.select("person_id", "ts", "channel"), on="person_id")
+        .filter(
+            (pl.col("ts") <= pl.col("conversion_ts")) & (pl.col("ts") > pl.col("conversion_ts") - pl.duration(days=30))
+        )
+        .sort("ts")
+        .group_by("person_id", "conversion_ts", maintain_order=True)
+        .agg(pl.col("channel").str.join(" > ").alias("path"), pl.col("conversion_value").first())
+        .group_by("path")
+        .agg(
+            pl.len().alias("total_conversions"),
+            pl.col("conversion_value").sum().round(2).alias("total_conversion_value"),
+        )
+        .with_columns(pl.lit(0).alias("total_null"))
+        .sort("path")
     )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    paths.write_csv(target, separator=";")
+    return target
 
 
 def summary_frame(window: Window, config: Settings) -> pl.DataFrame:
@@ -163,15 +230,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     land(window, config, people=args.people)
     if args.command == "land":
         return 0
-    print(f"materializing the marketing sources for {window.start} … {window.end} in one run")
+    land_path_export(config, window.start.replace(day=1))
+    print(f"materializing the marketing graph for {window.start} … {window.end}")
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = materialize_window(window, instance)
+        results = materialize_demo(window, instance)
     elapsed = time.perf_counter() - started
-    print(f"run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {elapsed:.1f}s")
+    success = all(r.success for _, r in results) and len(results) == len(demo_steps(window))
+    print(f"{'done' if success else 'FAILED'} in {elapsed:.1f}s")
     print(format_summary(summary_frame(window, config)))
+    reports = sorted(config.reports.glob("*/attribution.html"))
     print(f"lake: {config.lake}/marketing   quarantine: {config.quarantine}/marketing   SQL: duckdb {config.warehouse}")
-    return 0 if result.success else 1
+    for report in reports:
+        print(f"report: {report}")
+    return 0 if success else 1
 
 
 if __name__ == "__main__":

@@ -203,7 +203,9 @@ def summary_markdown(
             partition_mapping=lookback(-(TREND_MONTHS - 1)),
             metadata={"allow_missing_partitions": True},
         ),
-        "touchpoints": dg.AssetIn(["marketing", "touchpoints"], metadata={"allow_missing_partitions": True}),
+        "touchpoints": dg.AssetIn(
+            ["marketing", "touchpoints"], partition_mapping=lookback(0), metadata={"allow_missing_partitions": True}
+        ),
     },
     code_version="1",
 )

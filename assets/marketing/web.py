@@ -17,7 +17,7 @@ class WebSession(dy.Schema):
     utm_source = dy.String(nullable=True)
     utm_medium = dy.String(nullable=True)
     utm_campaign = dy.String(nullable=True)
-    landing_page = dy.String(nullable=True)
+    landing_page = dy.String(nullable=False, description="Every session lands on a page.")
     ts = dy.Datetime(nullable=False, time_zone="UTC", description="Session start (UTC).")
     goal_completions = dy.Int64(nullable=False, min=0)
 

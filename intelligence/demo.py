@@ -26,6 +26,8 @@ from intelligence.synthetic.marketing import GeneratorConfig, generate_marketing
 MARKETING_SOURCES = ("ads", "social", "crm", "web", "email")
 DEMO_PEOPLE = 5000
 DEMO_SEED = 7
+# Headless runs print their own summary; Dagster's console logger only speaks up for warnings.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass(frozen=True)
@@ -120,9 +122,18 @@ def materialize_demo(window: Window, instance: dg.DagsterInstance) -> list[tuple
     for label, selection, tags in demo_steps(window):
         started = time.perf_counter()
         result = dg.materialize(
-            runnable, selection=selection, instance=instance, resources=resources, tags=tags, raise_on_error=False
+            runnable,
+            selection=selection,
+            instance=instance,
+            resources=resources,
+            tags=tags,
+            raise_on_error=False,
+            run_config=QUIET,
         )
         print(f"  {label}: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - started:.1f}s")
+        for failure in result.get_step_failure_events():
+            error = failure.step_failure_data.error
+            print(f"    {failure.step_key}: {error.message.strip() if error else 'failed'}")
         results.append((label, result))
         if not result.success:
             break

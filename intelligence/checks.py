@@ -28,9 +28,7 @@ def contract_check_specs(asset_key: dg.AssetKey, contract: Contract) -> list[dg.
         )
         for rule in contract.rules
     ]
-    specs.append(
-        dg.AssetCheckSpec(PARSE, asset=asset_key, description="Landing records that could not be parsed.")
-    )
+    specs.append(dg.AssetCheckSpec(PARSE, asset=asset_key, description="Landing records that could not be parsed."))
     specs.append(
         dg.AssetCheckSpec(
             CLEANSING,
@@ -50,9 +48,7 @@ def contract_check_specs(asset_key: dg.AssetKey, contract: Contract) -> list[dg.
     )
     if contract.min_rows is not None:
         specs.append(
-            dg.AssetCheckSpec(
-                VOLUME, asset=asset_key, description=f"At least {contract.min_rows} rows per partition."
-            )
+            dg.AssetCheckSpec(VOLUME, asset=asset_key, description=f"At least {contract.min_rows} rows per partition.")
         )
     return specs
 
@@ -129,8 +125,7 @@ def contract_check_results(
             description=(
                 f"{cleansing} of {rows_in} rows rejected by cleansing"
                 + (
-                    f" ({breakdown}) → "
-                    + _where(quarantine_view, quarantine_location, "_stage = 'cleansing'")
+                    f" ({breakdown}) → " + _where(quarantine_view, quarantine_location, "_stage = 'cleansing'")
                     if cleansing
                     else ""
                 )

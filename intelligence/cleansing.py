@@ -119,9 +119,7 @@ def run_cleansing(
         )
     )
     cleansing_counts = (
-        {str(rule): int(n) for rule, n in flagged.group_by(REJECT).len().iter_rows()}
-        if flagged.height
-        else {}
+        {str(rule): int(n) for rule, n in flagged.group_by(REJECT).len().iter_rows()} if flagged.height else {}
     )
 
     candidates = ok.filter(pl.col(REJECT).is_null()).drop(
@@ -170,11 +168,7 @@ def _apply_cleanser(frame: pl.DataFrame, cleanse: Cleanser) -> pl.DataFrame:
     """Run a module's cleansing function; keep the duplicate flag unless it sets its own reason."""
     duplicate = frame.get_column(REJECT)
     out = cleanse(frame.drop(REJECT))
-    own = (
-        out.get_column(REJECT)
-        if REJECT in out.columns
-        else pl.repeat(None, out.height, dtype=pl.String, eager=True)
-    )
+    own = out.get_column(REJECT) if REJECT in out.columns else pl.repeat(None, out.height, dtype=pl.String, eager=True)
     if out.height != frame.height:
         return out  # the caller reports the broken promise
     return out.with_columns(pl.coalesce(duplicate, own).alias(REJECT))

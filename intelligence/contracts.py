@@ -56,8 +56,7 @@ class Contract:
             raise ValueError(f"contract {self.name}: version {self.version!r} is not semantic (e.g. 1.2.0)")
         if not 0 <= self.warn_rate <= self.error_rate <= 1:
             raise ValueError(
-                f"contract {self.name}: need 0 <= warn_rate ({self.warn_rate}) <= error_rate "
-                f"({self.error_rate}) <= 1"
+                f"contract {self.name}: need 0 <= warn_rate ({self.warn_rate}) <= error_rate ({self.error_rate}) <= 1"
             )
 
     @property
@@ -93,9 +92,7 @@ class Contract:
             )
             description = self.column_descriptions.get(name) or col.description
             columns.append(
-                dg.TableColumn(
-                    name=name, type=str(col.dtype), description=description, constraints=constraints
-                )
+                dg.TableColumn(name=name, type=str(col.dtype), description=description, constraints=constraints)
             )
         return dg.TableSchema(columns=columns)
 
@@ -103,9 +100,7 @@ class Contract:
     def _tracked_schema(self) -> type[dy.Schema]:
         # The same schema plus a row id, so rejected rows can be joined back to the caller's extra
         # columns (provenance such as source file and line), which dataframely would drop.
-        return type(
-            f"{self.name}Tracked", (self.schema,), {"zz_row_id": dy.UInt32(nullable=False, alias=ROW_ID)}
-        )
+        return type(f"{self.name}Tracked", (self.schema,), {"zz_row_id": dy.UInt32(nullable=False, alias=ROW_ID)})
 
     def validate(self, frame: pl.DataFrame) -> Validation:
         """Split `frame` into rows that honour the contract and rows that do not (with the rules).
@@ -124,9 +119,7 @@ class Contract:
         accepted_df, failure = self._tracked_schema.filter(indexed.select(*columns, ROW_ID), cast=True)
         counts = {rule: int(n) for rule, n in failure.counts().items() if n and not rule.startswith(ROW_ID)}
         details = failure.details()
-        rule_columns = [
-            c for c in details.columns if c not in columns and c != ROW_ID and not c.startswith(ROW_ID)
-        ]
+        rule_columns = [c for c in details.columns if c not in columns and c != ROW_ID and not c.startswith(ROW_ID)]
         reasons = (
             pl.concat_str(
                 [pl.when(pl.col(c) == "invalid").then(pl.lit(c)) for c in rule_columns],
@@ -141,9 +134,7 @@ class Contract:
         )
         accepted = pl.DataFrame(accepted_df)
         if extra:
-            accepted = accepted.join(
-                indexed.select(ROW_ID, *extra), on=ROW_ID, how="left", maintain_order="left"
-            )
+            accepted = accepted.join(indexed.select(ROW_ID, *extra), on=ROW_ID, how="left", maintain_order="left")
         return Validation(
             accepted=accepted.drop(ROW_ID),
             rejected=rejected.select(*frame.columns, RULES_COLUMN),

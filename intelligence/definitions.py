@@ -20,8 +20,8 @@ from intelligence.schedules import monthly_attribution_schedule
 
 SOURCE_MODULES = (ads, social, crm, web, email)
 
-marketing_sources = [asset for module in SOURCE_MODULES for asset in module.assets]
-marketing_attribution = [
+marketing_sources: list[dg.AssetsDefinition | dg.AssetSpec] = [a for module in SOURCE_MODULES for a in module.assets]
+marketing_attribution: list[dg.AssetsDefinition | dg.AssetSpec] = [
     identity.identity,
     touchpoints.touchpoints,
     journeys.journeys,

@@ -191,7 +191,7 @@ def module(
             "quarantine": policy.asset_out(
                 partitions_def,
                 key=quarantine_key,
-                description=f"Rows of {asset_key.to_user_string()} that broke contract {contract.name}, with the rules.",
+                description=f"Rows of {asset_key.to_user_string()} breaking contract {contract.name}, with the rules.",
                 group_name=group,
                 code_version=version,
                 io_manager_key=QUARANTINE_IO_MANAGER,

@@ -20,12 +20,8 @@ OWNERS = ("team:analytics",)
 RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 FRESHNESS_BY_CADENCE: Mapping[str, dg.FreshnessPolicy] = {
-    "daily": dg.FreshnessPolicy.time_window(
-        fail_window=dt.timedelta(hours=48), warn_window=dt.timedelta(hours=30)
-    ),
-    "monthly": dg.FreshnessPolicy.time_window(
-        fail_window=dt.timedelta(days=33), warn_window=dt.timedelta(days=32)
-    ),
+    "daily": dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=48), warn_window=dt.timedelta(hours=30)),
+    "monthly": dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(days=33), warn_window=dt.timedelta(days=32)),
 }
 
 DUCKDB_POOL = "duckdb"
@@ -42,9 +38,7 @@ def _quietly(build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return build(*args, **kwargs)
 
 
-def _decorator(
-    build: Callable[..., Any], **kwargs: Any
-) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+def _decorator(build: Callable[..., Any], **kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     decorator = _quietly(build, **kwargs)
     return lambda fn: _quietly(decorator, fn)
 

@@ -6,7 +6,6 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-
 REPORT_TIMEZONE = os.environ.get("INTELLIGENCE_REPORT_TIMEZONE", "UTC")
 MONTHLY_SELECTION = dg.AssetSelection.assets(
     ["marketing", "journeys"], ["marketing", "attribution"], ["marketing", "attribution_report"]

@@ -27,9 +27,7 @@ class Settings:
         try:
             start = dt.date.fromisoformat(raw_start)
         except ValueError as exc:
-            raise ValueError(
-                f"INTELLIGENCE_START_DATE must be an ISO date like 2024-01-01, got {raw_start!r}"
-            ) from exc
+            raise ValueError(f"INTELLIGENCE_START_DATE must be an ISO date like 2024-01-01, got {raw_start!r}") from exc
         home = Path(os.environ.get("INTELLIGENCE_HOME", DEFAULT_HOME)).expanduser().resolve()
         return cls(home=home, start_date=start)
 

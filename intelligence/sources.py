@@ -61,7 +61,7 @@ def code_version(*parts: object) -> str:
     """A code version that changes when the contract or the module's logic changes."""
     digest = hashlib.sha256()
     for part in parts:
-        text = inspect.getsource(part) if callable(part) else str(part)  # type: ignore[arg-type]
+        text = inspect.getsource(part) if callable(part) else str(part)
         digest.update(text.encode())
     return digest.hexdigest()[:12]
 
@@ -110,9 +110,7 @@ def build_source_assets(spec: SourceSpec) -> list[dg.AssetsDefinition | dg.Asset
         kinds={"file"},
         owners=list(policy.OWNERS),
     )
-    version = code_version(
-        FACTORY_VERSION, spec.contract.version, spec.cleanse or "", dict(spec.landing_columns)
-    )
+    version = code_version(FACTORY_VERSION, spec.contract.version, spec.cleanse or "", dict(spec.landing_columns))
 
     @policy.asset(
         key=spec.raw_key,
@@ -175,7 +173,7 @@ def build_source_assets(spec: SourceSpec) -> list[dg.AssetsDefinition | dg.Asset
         check_specs=check_specs,
         description=f"Standard cleansing of {spec.name} against contract {contract.name}.",
     )
-    def cleansed_asset(context: dg.AssetExecutionContext, raw: pl.DataFrame):  # type: ignore[no-untyped-def]
+    def cleansed_asset(context: dg.AssetExecutionContext, raw: pl.DataFrame):
         result = run_cleansing(raw, business, contract, spec.cleanse)
         partitions = list(context.partition_keys)
         rows_by_day = _count_by_day(raw, partitions)
@@ -203,7 +201,7 @@ def build_source_assets(spec: SourceSpec) -> list[dg.AssetsDefinition | dg.Asset
         yield dg.Output(
             result.quarantine.sort(PARTITION_DATE)
             if result.quarantine.height
-            else result.quarantine.cast(quarantine_schema(business)),
+            else result.quarantine.cast(pl.Schema(quarantine_schema(business))),
             output_name="quarantine",
             metadata={"rows_quarantined": result.quarantine.height},
         )
@@ -238,10 +236,6 @@ def _count_by_day(frame: pl.DataFrame, partitions: list[str]) -> dict[str, int]:
 
 def _quarantine_location(lake: object, key: dg.AssetKey, partitions: list[str]) -> str:
     folder = "/".join(key.path)
-    name = (
-        f"{partitions[0]}.parquet"
-        if len(partitions) == 1
-        else f"{{{partitions[0]}…{partitions[-1]}}}.parquet"
-    )
+    name = f"{partitions[0]}.parquet" if len(partitions) == 1 else f"{{{partitions[0]}…{partitions[-1]}}}.parquet"
     base = getattr(lake, "base_path", None)
     return f"{base}/{folder}/{name}" if base else f"quarantine/{folder}/{name}"

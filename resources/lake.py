@@ -23,7 +23,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
 import polars as pl
@@ -266,7 +266,7 @@ class ParquetLake(dg.UPathIOManager):
             return pl.LazyFrame() if _wants_lazy(context) else pl.DataFrame()
         if len(frames) == 1:
             return frames[0]
-        return pl.concat(frames, how="diagonal_relaxed")
+        return pl.concat(cast(list[Any], frames), how="diagonal_relaxed")
 
 
 class LakeIOManager(dg.ConfigurableIOManagerFactory):

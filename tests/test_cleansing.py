@@ -108,7 +108,7 @@ line = st.one_of(
         st.sampled_from(["1.5", "-2", "abc", "", "1e400"]),
         st.sampled_from(["2024-01-05T10:00:00Z", "1704449000", "nope", ""]),
     ),
-    st.text(alphabet="ab,\"\n 1", max_size=12),
+    st.text(alphabet='ab,"\n 1', max_size=12),
 )
 
 

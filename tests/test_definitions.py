@@ -52,8 +52,14 @@ def test_marketing_sources_and_their_checks_are_in_the_graph() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     for source in ("ads", "social", "crm", "web", "email"):
-        assert {f"marketing/raw_{source}", f"marketing/cleansed_{source}", f"marketing/cleansed_{source}_quarantine"} <= keys
-        checks = {c.name for c in graph.asset_check_keys if c.asset_key.to_user_string() == f"marketing/cleansed_{source}"}
+        assert {
+            f"marketing/raw_{source}",
+            f"marketing/cleansed_{source}",
+            f"marketing/cleansed_{source}_quarantine",
+        } <= keys
+        checks = {
+            c.name for c in graph.asset_check_keys if c.asset_key.to_user_string() == f"marketing/cleansed_{source}"
+        }
         assert {"error_rate", "parseable_rows", "cleansing_rules"} <= checks
         # crm has no primary key (customers and orders share the file); the others do.
         assert ("rule_primary_key" in checks) == (source != "crm")

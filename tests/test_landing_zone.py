@@ -543,7 +543,7 @@ def test_symlink_to_another_landing_file_is_not_read_twice(landing: LandingZone)
 
 
 def test_semicolon_separated_files_and_compact_dates() -> None:
-    frame, report = parse_bytes(
+    frame, _report = parse_bytes(
         b"name;n;x;flag\na;1;2,5;true\nb;2\n",
         ".csv",
         {"name": "str", "n": "int", "x": "str", "flag": "bool"},

@@ -12,9 +12,7 @@ CHANNELS = ["paid_search", "display", "video"]
 
 
 class AdClick(dy.Schema):
-    click_id = dy.String(
-        primary_key=True, description="Ad server click id; also carried by the web session it opens."
-    )
+    click_id = dy.String(primary_key=True, description="Ad server click id; also carried by the web session it opens.")
     cookie_id = dy.String(nullable=False, description="Browser cookie of the clicker.")
     campaign = dy.String(nullable=False)
     channel = dy.Enum(CHANNELS, nullable=False)

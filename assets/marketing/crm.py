@@ -31,9 +31,7 @@ class CrmRecord(dy.Schema):
     @dy.rule()
     def order_complete(cls) -> pl.Expr:
         return (pl.col("record_type") != "order") | (
-            pl.col("order_id").is_not_null()
-            & pl.col("amount").is_not_null()
-            & pl.col("currency").is_not_null()
+            pl.col("order_id").is_not_null() & pl.col("amount").is_not_null() & pl.col("currency").is_not_null()
         )
 
     @dy.rule()

@@ -14,6 +14,8 @@ Monthly partitions: the month and the `HISTORY_MONTHS` before it (the journeys' 
 CRM customer record up to the month's end (customers sign up once and are never exported again).
 """
 
+import datetime as dt
+
 import dagster as dg
 import dataframely as dy
 import numpy as np
@@ -135,7 +137,7 @@ def identifier_nodes(
     return pl.concat(parts).drop_nulls().unique().collect().to_series()
 
 
-def _window(frame: pl.LazyFrame, start: object, end: object) -> pl.LazyFrame:
+def _window(frame: pl.LazyFrame, start: dt.date, end: dt.date) -> pl.LazyFrame:
     return frame.filter((pl.col("landing_date") >= start) & (pl.col("landing_date") < end))
 
 

@@ -111,7 +111,7 @@ VERSION = code_version("1", INPUT_CONTRACT.version, flag_bad_paths, to_paths)
     check_specs=contract_check_specs(KEY, INPUT_CONTRACT),
     description="Attribution models on pre-aggregated path exports.",
 )
-def path_attribution(context: dg.AssetExecutionContext, landing: LandingZone):  # type: ignore[no-untyped-def]
+def path_attribution(context: dg.AssetExecutionContext, landing: LandingZone):
     parsed, notes = read_path_files(landing)
     result = run_cleansing(parsed, list(COLUMNS), INPUT_CONTRACT, flag_bad_paths)
     paths = to_paths(result.accepted)

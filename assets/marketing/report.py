@@ -22,7 +22,7 @@ from resources.reports import ReportStore
 from resources.warehouse import Warehouse
 
 matplotlib.use("Agg")  # render to files; no display on servers
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 SOURCES = ("ads", "social", "crm", "web", "email")
 HEADLINE_MODEL = "markov"
@@ -153,14 +153,15 @@ def routing_rows(warehouse: Warehouse, month: dt.date) -> list[dict[str, Any]]:
             exists = con.execute("select count(*) from duckdb_tables() where table_name = 'source_routing'").fetchone()
             if not exists or not exists[0]:
                 return []
-            frame = con.execute(
+            cursor = con.execute(
                 "select source, route, changed_at, effective_from, reason from source_routing "
                 "where effective_from >= ? and effective_from < ? order by changed_at",
                 [month, next_month(month)],
-            ).pl()
+            )
+            names = [d[0] for d in cursor.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     except FileNotFoundError:
         return []
-    return frame.to_dicts()
 
 
 def render(context: Mapping[str, Any]) -> str:
@@ -266,8 +267,9 @@ def _render_month(
         "value": float(this["value"].sum()),
         "spend": float(spend["spend"].sum()) if spend.height else 0.0,
     }
-    charts_png = {
-        "credit": credit_chart(credit),
+    credit_png = credit_chart(credit)
+    charts_png: dict[str, bytes | None] = {
+        "credit": credit_png,
         "roas": roas_chart(history, spend, month, headline),
         "trend": trend_chart(history, headline),
     }
@@ -309,7 +311,7 @@ def _render_month(
             "conversions": totals["conversions"],
             "conversion_value": totals["value"],
             "spend": totals["spend"],
-            "summary": dg.MetadataValue.md(summary_markdown(label, totals, credit, charts_png["credit"], path)),
+            "summary": dg.MetadataValue.md(summary_markdown(label, totals, credit, credit_png, path)),
             "data_quality": dg.MetadataValue.md(_quality_markdown(quality)),
         }
     )

@@ -99,6 +99,9 @@ def run_cleansing(
     ]
 
     ok = mark_exact_duplicates(ok.drop(RAW), business)
+    # Exact copies leave here; the module's rules (e.g. "latest record per key wins") see each record once.
+    duplicates = ok.filter(pl.col(REJECT).is_not_null())
+    ok = ok.filter(pl.col(REJECT).is_null())
     if cleanse is not None:
         height = ok.height
         ok = _apply_cleanser(ok, cleanse)
@@ -107,6 +110,7 @@ def run_cleansing(
                 f"cleansing function {getattr(cleanse, '__name__', cleanse)} returned {ok.height} rows for "
                 f"{height}: it must flag rejects in '{REJECT}', never drop or add rows"
             )
+    ok = pl.concat([duplicates, ok], how="diagonal_relaxed")
     flagged = ok.filter(pl.col(REJECT).is_not_null())
     detail = pl.col(REJECT_DETAIL) if REJECT_DETAIL in flagged.columns else pl.lit(None, pl.String)
     quarantined.append(
@@ -165,10 +169,8 @@ def run_cleansing(
 
 
 def _apply_cleanser(frame: pl.DataFrame, cleanse: Cleanser) -> pl.DataFrame:
-    """Run a module's cleansing function; keep the duplicate flag unless it sets its own reason."""
-    duplicate = frame.get_column(REJECT)
+    """Run a module's cleansing function on rows not rejected yet; make sure `_reject` exists."""
     out = cleanse(frame.drop(REJECT))
-    own = out.get_column(REJECT) if REJECT in out.columns else pl.repeat(None, out.height, dtype=pl.String, eager=True)
-    if out.height != frame.height:
-        return out  # the caller reports the broken promise
-    return out.with_columns(pl.coalesce(duplicate, own).alias(REJECT))
+    if REJECT not in out.columns:
+        out = out.with_columns(pl.lit(None, pl.String).alias(REJECT))
+    return out

@@ -11,7 +11,7 @@ Both are daily-partitioned and accept a partition range in one run (single-run b
 import datetime as dt
 import hashlib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import dagster as dg
@@ -21,12 +21,20 @@ from intelligence import policy
 from intelligence.checks import contract_check_results, contract_check_specs, volume_check_result
 from intelligence.cleansing import PARTITION_DATE, Cleanser, quarantine_schema, run_cleansing
 from intelligence.contracts import Contract
-from intelligence.partitions import DAILY, partition_days
+from intelligence.partitions import DAILY, lookback, partition_days
+from intelligence.strict import StrictContext
 from resources.lake import PARTITION_COLUMN
 from resources.landing_zone import PARSE_ERROR, PARSE_STATUS, ColumnType, LandingZone, polars_schema
 
 QUARANTINE_IO_MANAGER = "quarantine_io_manager"
 FACTORY_VERSION = "1"
+STANDARD = "standard"
+STRICT = "strict"
+ROUTES = (STANDARD, STRICT)
+CRM_CUSTOMERS = dg.AssetKey(["marketing", "cleansed_crm"])
+ALL_HISTORY_DAYS = 100 * 366  # "every earlier day": clipped to the first partition
+
+StrictCleanser = Callable[[pl.DataFrame, StrictContext], pl.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -39,18 +47,32 @@ class SourceSpec:
     landing_columns: Mapping[str, ColumnType]
     contract: Contract
     cleanse: Cleanser | None = None
+    strict: StrictCleanser | None = None
+    strict_needs_customers: bool = False
 
     @property
     def raw_key(self) -> dg.AssetKey:
         return dg.AssetKey([self.domain, f"raw_{self.name}"])
 
+    def route_key(self, route: str) -> dg.AssetKey:
+        prefix = "cleansed" if route == STANDARD else "strict_cleansed"
+        return dg.AssetKey([self.domain, f"{prefix}_{self.name}"])
+
+    def route_quarantine_key(self, route: str) -> dg.AssetKey:
+        key = self.route_key(route)
+        return dg.AssetKey([*key.path[:-1], f"{key.path[-1]}_quarantine"])
+
     @property
     def cleansed_key(self) -> dg.AssetKey:
-        return dg.AssetKey([self.domain, f"cleansed_{self.name}"])
+        return self.route_key(STANDARD)
 
     @property
     def quarantine_key(self) -> dg.AssetKey:
-        return dg.AssetKey([self.domain, f"cleansed_{self.name}_quarantine"])
+        return self.route_quarantine_key(STANDARD)
+
+    @property
+    def strict_key(self) -> dg.AssetKey:
+        return self.route_key(STRICT)
 
     @property
     def landing_key(self) -> dg.AssetKey:
@@ -135,58 +157,57 @@ def build_source_assets(spec: SourceSpec) -> list[dg.AssetsDefinition | dg.Asset
             },
         )
 
-    raw_asset_def = raw_asset
-    contract = spec.contract
-    check_specs = contract_check_specs(spec.cleansed_key, contract)
-    business = list(spec.landing_columns)
+    assets: list[dg.AssetsDefinition | dg.AssetSpec] = [landing_spec, raw_asset]
+    assets.append(_cleansing_asset(spec, STANDARD, version))
+    if spec.strict is not None:
+        assets.append(_cleansing_asset(spec, STRICT, code_version(version, spec.strict)))
+    return assets
 
-    @policy.multi_asset(
-        name=f"{spec.domain}_cleansed_{spec.name}",
-        outs={
-            "accepted": policy.asset_out(
-                DAILY,
-                key=spec.cleansed_key,
-                description=f"{spec.description}: cleansed rows honouring contract {contract.name} {contract.version}.",
-                group_name=spec.domain,
-                code_version=version,
-                metadata={
-                    PARTITION_COLUMN: PARTITION_DATE,
-                    "contract": contract.name,
-                    "contract_version": contract.version,
-                    "contract_owner": contract.owner,
-                    "dagster/column_schema": contract.table_schema(),
-                },
-            ),
-            "quarantine": policy.asset_out(
-                DAILY,
-                key=spec.quarantine_key,
-                description=f"Rows of {spec.name} rejected on the standard path, with stage, rule and reason.",
-                group_name=spec.domain,
-                code_version=version,
-                io_manager_key=QUARANTINE_IO_MANAGER,
-                metadata={PARTITION_COLUMN: PARTITION_DATE},
-                kinds={"parquet", "quarantine"},
-            ),
-        },
-        ins={"raw": dg.AssetIn(spec.raw_key)},
-        partitions_def=DAILY,
-        check_specs=check_specs,
-        description=f"Standard cleansing of {spec.name} against contract {contract.name}.",
-    )
-    def cleansed_asset(context: dg.AssetExecutionContext, raw: pl.DataFrame):
-        result = run_cleansing(raw, business, contract, spec.cleanse)
+
+def _cleansing_asset(spec: SourceSpec, route: str, version: str) -> dg.AssetsDefinition:
+    """The standard or strict cleansing of a source: accepted rows + quarantine + contract checks."""
+    contract = spec.contract
+    key, quarantine_key = spec.route_key(route), spec.route_quarantine_key(route)
+    business = list(spec.landing_columns)
+    ins = {"raw": dg.AssetIn(spec.raw_key)}
+    if route == STRICT and spec.strict_needs_customers:
+        ins["crm_history"] = dg.AssetIn(
+            CRM_CUSTOMERS, partition_mapping=lookback(-ALL_HISTORY_DAYS), metadata={"allow_missing_partitions": True}
+        )
+    label = "standard" if route == STANDARD else "strict"
+    quarantine_view = f"{spec.domain}.{quarantine_key.path[-1]}"
+
+    def cleansing_for(context_inputs: dict[str, pl.LazyFrame]) -> Cleanser | None:
+        if route == STANDARD:
+            return spec.cleanse
+        history = context_inputs.get("crm_history")
+        customers = pl.Series("customer_id", [], pl.String)
+        if history is not None and "record_type" in history.collect_schema():
+            customers = (
+                history.filter(pl.col("record_type").cast(pl.String) == "customer")
+                .select("customer_id")
+                .unique()
+                .collect()
+                .to_series()
+            )
+        strict, ctx = spec.strict, StrictContext(known_customers=customers)
+        assert strict is not None
+        return lambda frame: strict(frame, ctx)
+
+    def compute(context: dg.AssetExecutionContext, raw: pl.DataFrame, **extra: pl.LazyFrame):
+        result = run_cleansing(raw, business, contract, cleansing_for(extra))
         partitions = list(context.partition_keys)
         rows_by_day = _count_by_day(raw, partitions)
         quarantined_by_day = _count_by_day(result.quarantine, partitions)
         accepted_by_day = _count_by_day(result.accepted, partitions)
         rates = {p: (quarantined_by_day[p] / rows_by_day[p]) if rows_by_day[p] else 0.0 for p in partitions}
         lake = getattr(context.resources, QUARANTINE_IO_MANAGER, None)
-        location = _quarantine_location(lake, spec.quarantine_key, partitions)
-        quarantine_view = f"{spec.domain}.cleansed_{spec.name}_quarantine"
+        location = _quarantine_location(lake, quarantine_key, partitions)
         yield dg.Output(
             result.accepted,
             output_name="accepted",
             metadata={
+                "route": route,
                 "contract_version": contract.version,
                 "rows_in": result.rows_in,
                 "accepted_rows": result.accepted.height,
@@ -206,7 +227,7 @@ def build_source_assets(spec: SourceSpec) -> list[dg.AssetsDefinition | dg.Asset
             metadata={"rows_quarantined": result.quarantine.height},
         )
         yield from contract_check_results(
-            asset_key=spec.cleansed_key,
+            asset_key=key,
             contract=contract,
             rows_in=result.rows_in,
             rule_counts=result.rule_counts,
@@ -219,9 +240,56 @@ def build_source_assets(spec: SourceSpec) -> list[dg.AssetsDefinition | dg.Asset
             accepted=result.accepted.height,
         )
         if contract.min_rows is not None:
-            yield volume_check_result(spec.cleansed_key, contract, accepted_by_day)
+            yield volume_check_result(key, contract, accepted_by_day)
 
-    return [landing_spec, raw_asset_def, cleansed_asset]
+    # Dagster finds inputs by parameter name: give the compute function exactly the ones declared.
+    params = [
+        inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=dg.AssetExecutionContext),
+        inspect.Parameter("raw", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=pl.DataFrame),
+        *[
+            inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=pl.LazyFrame)
+            for name in ins
+            if name != "raw"
+        ],
+    ]
+    compute.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+
+    return policy.multi_asset(
+        name=f"{spec.domain}__{key.path[-1]}",
+        outs={
+            "accepted": policy.asset_out(
+                DAILY,
+                key=key,
+                description=(
+                    f"{spec.description}: {label} cleansing, rows that honour {contract.name} {contract.version}."
+                ),
+                group_name=spec.domain,
+                code_version=version,
+                metadata={
+                    PARTITION_COLUMN: PARTITION_DATE,
+                    "route": route,
+                    "contract": contract.name,
+                    "contract_version": contract.version,
+                    "contract_owner": contract.owner,
+                    "dagster/column_schema": contract.table_schema(),
+                },
+            ),
+            "quarantine": policy.asset_out(
+                DAILY,
+                key=quarantine_key,
+                description=f"Rows of {spec.name} rejected on the {label} path, with stage, rule and reason.",
+                group_name=spec.domain,
+                code_version=version,
+                io_manager_key=QUARANTINE_IO_MANAGER,
+                metadata={PARTITION_COLUMN: PARTITION_DATE},
+                kinds={"parquet", "quarantine"},
+            ),
+        },
+        ins=ins,
+        partitions_def=DAILY,
+        check_specs=contract_check_specs(key, contract),
+        description=f"{label.capitalize()} cleansing of {spec.name} against contract {contract.name}.",
+    )(compute)
 
 
 def _count_by_day(frame: pl.DataFrame, partitions: list[str]) -> dict[str, int]:

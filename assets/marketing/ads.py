@@ -7,6 +7,15 @@ import polars as pl
 
 from intelligence.contracts import Contract
 from intelligence.sources import SourceSpec, build_source_assets
+from intelligence.strict import (
+    StrictContext,
+    first_broken,
+    implausible_time,
+    negative,
+    non_canonical,
+    not_latest,
+    outlier,
+)
 
 CHANNELS = ["paid_search", "display", "video"]
 
@@ -34,6 +43,20 @@ def cleanse_ads(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(channel.alias("channel"), pl.col("campaign").str.to_lowercase())
 
 
+def strict_ads(frame: pl.DataFrame, ctx: StrictContext) -> pl.DataFrame:
+    """Strict path: canonical channels only, latest record per click, plausible times and costs."""
+    return first_broken(
+        frame.with_columns(pl.col("campaign").str.to_lowercase()),
+        [
+            non_canonical("channel", CHANNELS),
+            not_latest(["click_id"]),
+            implausible_time("ts"),
+            negative("cost"),
+            outlier("cost"),
+        ],
+    )
+
+
 SOURCE = SourceSpec(
     name="ads",
     domain="marketing",
@@ -48,6 +71,7 @@ SOURCE = SourceSpec(
     },
     contract=CONTRACT,
     cleanse=cleanse_ads,
+    strict=strict_ads,
 )
 
 assets = build_source_assets(SOURCE)

@@ -7,6 +7,16 @@ import polars as pl
 
 from intelligence.contracts import Contract
 from intelligence.sources import SourceSpec, build_source_assets
+from intelligence.strict import (
+    StrictContext,
+    first_broken,
+    implausible_time,
+    negative,
+    non_canonical,
+    not_latest,
+    outlier,
+    unknown_reference,
+)
 
 CURRENCIES = ["USD", "EUR", "GBP"]
 SHA256_HEX = r"^[0-9a-f]{64}$"
@@ -60,6 +70,33 @@ def cleanse_crm(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def strict_crm(frame: pl.DataFrame, ctx: StrictContext) -> pl.DataFrame:
+    """Strict path: canonical types and currencies, latest record per customer or order, orders of known
+    customers only, plausible times (signups of the initial export may be old) and amounts."""
+    is_order = pl.col("record_type") == "order"
+    customers = pl.concat(
+        [ctx.known_customers, frame.filter(pl.col("record_type") == "customer")["customer_id"].drop_nulls()]
+    )
+    order_time = implausible_time("ts")
+    any_time = implausible_time("ts", max_past=None)
+    unknown = unknown_reference("customer_id", customers, "customer")
+    return first_broken(
+        frame,
+        [
+            non_canonical("record_type", ["customer", "order"]),
+            non_canonical("currency", CURRENCIES),
+            not_latest(["record_type", "customer_id", "order_id"]),
+            (
+                pl.when(is_order).then(order_time[0]).otherwise(any_time[0]),
+                pl.when(is_order).then(order_time[1]).otherwise(any_time[1]),
+            ),
+            negative("amount"),
+            outlier("amount"),
+            (pl.when(is_order).then(unknown[0]), pl.when(is_order).then(unknown[1])),
+        ],
+    )
+
+
 SOURCE = SourceSpec(
     name="crm",
     domain="marketing",
@@ -76,6 +113,8 @@ SOURCE = SourceSpec(
     },
     contract=CONTRACT,
     cleanse=cleanse_crm,
+    strict=strict_crm,
+    strict_needs_customers=True,
 )
 
 assets = build_source_assets(SOURCE)

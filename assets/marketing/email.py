@@ -7,6 +7,7 @@ import polars as pl
 
 from intelligence.contracts import Contract
 from intelligence.sources import SourceSpec, build_source_assets
+from intelligence.strict import StrictContext, first_broken, implausible_time, non_canonical, not_latest
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
 
@@ -36,6 +37,18 @@ def cleanse_email(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def strict_email(frame: pl.DataFrame, ctx: StrictContext) -> pl.DataFrame:
+    """Strict path: canonical event types, one record per message event, plausible times."""
+    return first_broken(
+        frame.with_columns(pl.col("campaign").str.to_lowercase()),
+        [
+            non_canonical("event_type", ["send", "open", "click"]),
+            not_latest(["message_id", "event_type", "ts"]),
+            implausible_time("ts"),
+        ],
+    )
+
+
 SOURCE = SourceSpec(
     name="email",
     domain="marketing",
@@ -49,6 +62,7 @@ SOURCE = SourceSpec(
     },
     contract=CONTRACT,
     cleanse=cleanse_email,
+    strict=strict_email,
 )
 
 assets = build_source_assets(SOURCE)

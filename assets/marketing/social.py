@@ -7,6 +7,7 @@ import polars as pl
 
 from intelligence.contracts import Contract
 from intelligence.sources import SourceSpec, build_source_assets
+from intelligence.strict import StrictContext, first_broken, implausible_time, non_canonical, not_latest
 
 PLATFORMS = ["facebook", "instagram", "linkedin", "tiktok", "x"]
 EVENT_TYPES = ["impression", "engagement", "click"]
@@ -49,6 +50,22 @@ def cleanse_social(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def strict_social(frame: pl.DataFrame, ctx: StrictContext) -> pl.DataFrame:
+    """Strict path: canonical platforms and event types, latest record per event, plausible times."""
+    return first_broken(
+        frame.with_columns(
+            pl.col("campaign").str.to_lowercase(),
+            pl.col("social_handle").str.strip_prefix("@").str.to_lowercase(),
+        ),
+        [
+            non_canonical("platform", PLATFORMS),
+            non_canonical("event_type", EVENT_TYPES),
+            not_latest(["event_id"]),
+            implausible_time("ts"),
+        ],
+    )
+
+
 SOURCE = SourceSpec(
     name="social",
     domain="marketing",
@@ -64,6 +81,7 @@ SOURCE = SourceSpec(
     },
     contract=CONTRACT,
     cleanse=cleanse_social,
+    strict=strict_social,
 )
 
 assets = build_source_assets(SOURCE)

@@ -7,6 +7,7 @@ import polars as pl
 
 from intelligence.contracts import Contract
 from intelligence.sources import SourceSpec, build_source_assets
+from intelligence.strict import StrictContext, first_broken, implausible_time, negative, not_latest, unknown_reference
 
 
 class WebSession(dy.Schema):
@@ -39,6 +40,19 @@ def cleanse_web(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def strict_web(frame: pl.DataFrame, ctx: StrictContext) -> pl.DataFrame:
+    """Strict path: latest record per session, plausible times and counts, logged-in customers must exist."""
+    return first_broken(
+        cleanse_web(frame),
+        [
+            not_latest(["session_id"]),
+            implausible_time("ts"),
+            negative("goal_completions"),
+            unknown_reference("customer_id", ctx.known_customers, "customer"),
+        ],
+    )
+
+
 SOURCE = SourceSpec(
     name="web",
     domain="marketing",
@@ -57,6 +71,8 @@ SOURCE = SourceSpec(
     },
     contract=CONTRACT,
     cleanse=cleanse_web,
+    strict=strict_web,
+    strict_needs_customers=True,
 )
 
 assets = build_source_assets(SOURCE)

@@ -17,6 +17,7 @@ from assets.marketing import (
 )
 from intelligence.resources import build_resources
 from intelligence.schedules import monthly_attribution_schedule
+from intelligence.sensors import REJECTED_KEY, ROUTING_KEY, SENSORS
 
 SOURCE_MODULES = (ads, social, crm, web, email)
 
@@ -31,8 +32,26 @@ marketing_attribution: list[dg.AssetsDefinition | dg.AssetSpec] = [
     path_attribution.path_attribution,
 ]
 
+platform_specs = [
+    dg.AssetSpec(
+        ROUTING_KEY,
+        description="The cleansing route of each source and every switch with its reason (DuckDB source_routing).",
+        group_name="marketing",
+        kinds={"duckdb"},
+        owners=["team:analytics"],
+    ),
+    dg.AssetSpec(
+        REJECTED_KEY,
+        description="Landings the landing sensor refused (bad names, bad places, unreadable files), with reasons.",
+        group_name="marketing",
+        kinds={"file"},
+        owners=["team:analytics"],
+    ),
+]
+
 defs = dg.Definitions(
-    assets=[*marketing_sources, *marketing_attribution],
+    assets=[*marketing_sources, *marketing_attribution, *platform_specs],
     schedules=[monthly_attribution_schedule],
+    sensors=SENSORS,
     resources=build_resources(),
 )

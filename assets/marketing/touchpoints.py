@@ -18,29 +18,18 @@ import dagster as dg
 import dataframely as dy
 import polars as pl
 
-from assets.marketing import (
-    ads as ads_source,
-)
-from assets.marketing import (
-    crm as crm_source,
-)
-from assets.marketing import (
-    email as email_source,
-)
+from assets.marketing import ads, crm, email, social, web
 from assets.marketing import identity as identity_module
-from assets.marketing import (
-    social as social_source,
-)
-from assets.marketing import (
-    web as web_source,
-)
 from intelligence.cleansing import PARTITION_DATE
 from intelligence.contracts import Contract
 from intelligence.frames import conform
 from intelligence.modules import module
 from intelligence.partitions import DAILY, lookback
 from intelligence.reference import FX_TO_USD
+from intelligence.routing import STANDARD, STRICT, load_routes, select_routed, strict_days
+from resources.warehouse import Warehouse
 
+SOURCE_MODULES = {"ads": ads, "social": social, "web": web, "email": email, "crm": crm}
 MATCH_TOLERANCE = dt.timedelta(minutes=30)
 CAMPAIGN_TOLERANCE = dt.timedelta(minutes=2)
 PARTITION = "landing_date"
@@ -137,14 +126,8 @@ def unify_touchpoints(
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """Touches and conversions of `days` (clicks of the day before are read to merge sessions)."""
     ads, social, web, email, crm = (
-        conform(frame, {**source.CONTRACT.polars_schema, PARTITION_DATE: pl.Date()})
-        for frame, source in (
-            (ads, ads_source),
-            (social, social_source),
-            (web, web_source),
-            (email, email_source),
-            (crm, crm_source),
-        )
+        conform(frame, {**SOURCE_MODULES[name].CONTRACT.polars_schema, PARTITION_DATE: pl.Date()})
+        for frame, name in ((ads, "ads"), (social, "social"), (web, "web"), (email, "email"), (crm, "crm"))
     )
     identity = conform(identity, identity_module.CONTRACT.polars_schema)
     wanted = pl.col(PARTITION).is_in(days)
@@ -309,10 +292,36 @@ def _merge_sessions_into_clicks(
     return remaining, in_range["click_key"].to_list(), earlier.height
 
 
-def _daily_with_day_before(source: str) -> dg.AssetIn:
+SOURCES = ("ads", "social", "web", "email", "crm")
+DAY_BEFORE_TOO = ("ads", "social", "email")  # clicks of the day before can open today's sessions
+
+
+def _cleansed(source: str, route: str) -> dg.AssetIn:
+    prefix = "cleansed" if route == STANDARD else "strict_cleansed"
+    mapping = lookback(-1) if source in DAY_BEFORE_TOO else None
+    # Strict partitions exist only for days a source was routed through strict cleansing.
+    missing_ok = route == STRICT or mapping is not None
     return dg.AssetIn(
-        ["marketing", f"cleansed_{source}"], partition_mapping=lookback(-1), metadata={"allow_missing_partitions": True}
+        ["marketing", f"{prefix}_{source}"],
+        partition_mapping=mapping,
+        metadata={"allow_missing_partitions": True} if missing_ok else None,
     )
+
+
+def routed_inputs(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, frames: dict[str, pl.LazyFrame], days: list[dt.date]
+) -> tuple[dict[str, pl.LazyFrame], dict[str, list[str]]]:
+    """Each source's rows per day from the route that day took (strict where routed and materialized)."""
+    routes = load_routes(warehouse)
+    wanted = sorted({d - dt.timedelta(days=1) for d in days} | set(days))
+    chosen, used = {}, {}
+    for source in SOURCES:
+        strict_key = dg.AssetKey(["marketing", f"strict_cleansed_{source}"])
+        materialized = {dt.date.fromisoformat(k) for k in context.instance.get_materialized_partitions(strict_key)}
+        on_strict = sorted(d for d in strict_days(routes, source, wanted) if d in materialized)
+        chosen[source] = select_routed(frames[source], frames[f"strict_{source}"], on_strict)
+        used[source] = [d.isoformat() for d in on_strict if d in days]
+    return chosen, used
 
 
 @module(
@@ -321,23 +330,49 @@ def _daily_with_day_before(source: str) -> dg.AssetIn:
     partitions_def=DAILY,
     partition_column=PARTITION,
     ins={
-        "ads": _daily_with_day_before("ads"),
-        "social": _daily_with_day_before("social"),
-        "email": _daily_with_day_before("email"),
-        "web": dg.AssetIn(["marketing", "cleansed_web"]),
-        "crm": dg.AssetIn(["marketing", "cleansed_crm"]),
+        **{source: _cleansed(source, STANDARD) for source in SOURCES},
+        **{f"strict_{source}": _cleansed(source, STRICT) for source in SOURCES},
         "identity": dg.AssetIn(["marketing", "identity"], metadata={"allow_missing_partitions": True}),
     },
+    automation_condition=dg.AutomationCondition.eager(),
 )
 def touchpoints(
     context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
     ads: pl.LazyFrame,
     social: pl.LazyFrame,
     web: pl.LazyFrame,
     email: pl.LazyFrame,
     crm: pl.LazyFrame,
+    strict_ads: pl.LazyFrame,
+    strict_social: pl.LazyFrame,
+    strict_web: pl.LazyFrame,
+    strict_email: pl.LazyFrame,
+    strict_crm: pl.LazyFrame,
     identity: pl.LazyFrame,
-) -> tuple[pl.DataFrame, dict[str, int]]:
+) -> tuple[pl.DataFrame, dict[str, object]]:
     """One unified daily table of touches and conversions, deduplicated across sources, with person ids."""
     days = [dt.date.fromisoformat(k) for k in context.partition_keys]
-    return unify_touchpoints(ads, social, web, email, crm, identity, days)
+    frames = {
+        "ads": ads,
+        "social": social,
+        "web": web,
+        "email": email,
+        "crm": crm,
+        "strict_ads": strict_ads,
+        "strict_social": strict_social,
+        "strict_web": strict_web,
+        "strict_email": strict_email,
+        "strict_crm": strict_crm,
+    }
+    source_schemas = {s: m.CONTRACT.polars_schema for s, m in SOURCE_MODULES.items()}
+    frames = {
+        name: conform(frame, {**source_schemas[name.removeprefix("strict_")], PARTITION_DATE: pl.Date()})
+        for name, frame in frames.items()
+    }
+    chosen, used = routed_inputs(context, warehouse, frames, days)
+    result, stats = unify_touchpoints(
+        chosen["ads"], chosen["social"], chosen["web"], chosen["email"], chosen["crm"], identity, days
+    )
+    routes = {f"strict_days_{source}": ", ".join(d) for source, d in used.items() if d}
+    return result, {**stats, **routes}

@@ -15,6 +15,7 @@ from assets.marketing import (
     touchpoints,
     web,
 )
+from assets.platform import module_health
 from intelligence.resources import build_resources
 from intelligence.schedules import monthly_attribution_schedule
 from intelligence.sensors import REJECTED_KEY, ROUTING_KEY, SENSORS
@@ -50,7 +51,7 @@ platform_specs = [
 ]
 
 defs = dg.Definitions(
-    assets=[*marketing_sources, *marketing_attribution, *platform_specs],
+    assets=[*marketing_sources, *marketing_attribution, *platform_specs, module_health.module_health],
     schedules=[monthly_attribution_schedule],
     sensors=SENSORS,
     resources=build_resources(),

@@ -192,7 +192,8 @@ def error_rates(instance: dg.DagsterInstance, asset_key: dg.AssetKey, limit: int
     rates: dict[dt.date, float] = {}
     for record in reversed(records):  # oldest first, so later evaluations win
         evaluation = record.evaluation
-        if evaluation is None:
+        # `evaluation` is also set (to the AssetCheckEvaluationPlanned data) for planned records.
+        if not isinstance(evaluation, dg.AssetCheckEvaluation):
             continue
         metadata = evaluation.metadata or {}
         per_partition = metadata.get("partition_error_rates")

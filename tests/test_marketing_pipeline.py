@@ -118,6 +118,25 @@ def test_every_labelled_bad_row_is_quarantined_with_a_reason(world) -> None:  # 
         assert missed.height == 0, f"{source}: labelled defects accepted: {missed.head(5).to_dicts()}"
 
 
+def test_derived_modules_honour_their_contracts(world) -> None:  # type: ignore[no-untyped-def]
+    config, _, ctx = world
+    # Identity for both months in one run: identifiers repeat across months but not within one.
+    both = dg.materialize(
+        ctx["assets"],
+        selection=dg.AssetSelection.assets(["marketing", "identity"]).required_multi_asset_neighbors(),
+        instance=world[1],
+        resources=ctx["resources"],
+        tags={"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-02-01"},
+    )
+    assert both.success
+    rates = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in both.get_asset_check_evaluations()}
+    assert rates[("marketing/identity", "error_rate")] is True
+    for name in ("identity", "touchpoints", "journeys", "attribution"):
+        quarantine = config.quarantine / "marketing" / f"{name}_quarantine"
+        rows = pl.read_parquet(quarantine / "*.parquet").height if quarantine.exists() else 0
+        assert rows == 0, f"{name}: {rows} produced rows broke its own contract"
+
+
 def test_identity_is_precise_and_touchpoints_are_not_double_counted(world) -> None:  # type: ignore[no-untyped-def]
     config, _, _ = world
     identity = pl.read_parquet(config.lake / "marketing" / "identity" / "2024-01-01.parquet")

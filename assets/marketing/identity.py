@@ -38,10 +38,10 @@ ALL_HISTORY_MONTHS = 1200
 
 class Identity(dy.Schema):
     identifier = dy.String(primary_key=True, description="Typed identifier, e.g. cookie:ck_1 or customer:C1.")
+    month = dy.Date(primary_key=True, description="First day of the month this resolution is for.")
     identifier_type = dy.Enum(list(TYPE_RANK), nullable=False)
     person_id = dy.String(nullable=False, description="The component's most stable identifier.")
     component_size = dy.UInt32(nullable=False, min=1)
-    month = dy.Date(nullable=False, description="First day of the month this resolution is for.")
 
 
 CONTRACT = Contract(

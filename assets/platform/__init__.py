@@ -1,0 +1,1 @@
+"""The platform watching itself: module health from the instance's own records."""

@@ -235,7 +235,7 @@ class LandingWatcher:
         for mtime, kind, rel in due[: self.max_folders]:
             files, settled = self._list(rel, now, rejections)
             result.folders_listed += 1
-            digest = _digest(files)
+            digest = digest_files(files)
             known = folders.get(rel)
             # The folder mtime was read *before* listing: a file landing during the listing moves
             # the mtime on, so the next tick lists the folder again and nothing is missed.
@@ -250,7 +250,8 @@ class LandingWatcher:
         return result
 
 
-def _digest(files: list[tuple[str, int, int]]) -> str:
+def digest_files(files: list[tuple[str, int, int]]) -> str:
+    """The identity of a set of files: their names, sizes and modification times."""
     h = hashlib.sha256()
     for name, size, mtime in sorted(files):
         h.update(f"{name}\0{size}\0{mtime}\n".encode())

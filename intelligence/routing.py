@@ -81,14 +81,19 @@ def decide(
     since: dt.date | None,
     policy: FeedbackPolicy,
 ) -> Switch | None:
-    """The switch to make now, if any. `since` is when the current route took effect."""
+    """The switch to make now, if any. `since` is when the current route took effect.
+
+    The rate mappings are in evaluation order (oldest first), as `error_rates` returns them: the
+    "last n partitions" are the n most recently evaluated ones, so a late file re-evaluating an old
+    day counts as news, and a backfill's days count in partition order.
+    """
     if route == STANDARD:
-        days = sorted(d for d in standard_rates if since is None or d >= since)[-policy.n :]
-        breaches = [d for d in days if standard_rates[d] > policy.threshold]
+        days = [d for d in standard_rates if since is None or d >= since][-policy.n :]
+        breaches = sorted(d for d in days if standard_rates[d] > policy.threshold)
         if len(breaches) < policy.k:
             return None
         first = breaches[0]
-        affected = tuple(d for d in sorted(standard_rates) if d >= first)
+        affected = tuple(sorted(d for d in standard_rates if first <= d <= max(days)))
         evidence = {d.isoformat(): round(standard_rates[d], 4) for d in days}
         return Switch(
             source=source,
@@ -102,14 +107,14 @@ def decide(
             evidence={"standard_error_rates": evidence, "k": policy.k, "n": policy.n},
             affected=affected,
         )
-    days = sorted(d for d in strict_rates if since is None or d >= since)
+    days = [d for d in strict_rates if since is None or d >= since]
     tail = days[-policy.m :]
     if len(tail) < policy.m or any(strict_rates[d] > policy.threshold for d in tail):
         return None
     return Switch(
         source=source,
         route=STANDARD,
-        effective_from=tail[-1] + dt.timedelta(days=1),
+        effective_from=max(tail) + dt.timedelta(days=1),
         reason=f"{policy.m} consecutive clean partitions on the strict route (defect rate ≤ {policy.threshold:.0%})",
         evidence={"strict_error_rates": {d.isoformat(): round(strict_rates[d], 4) for d in tail}, "m": policy.m},
         affected=(),
@@ -182,10 +187,12 @@ def strict_days(routes: pl.DataFrame, source: str, days: Iterable[dt.date]) -> s
 
 
 def error_rates(instance: dg.DagsterInstance, asset_key: dg.AssetKey, limit: int = 50) -> dict[dt.date, float]:
-    """Per partition, the latest evaluated error rate of an asset's `error_rate` check.
+    """Per partition, the latest evaluated error rate of an asset's `error_rate` check, in evaluation
+    order (a partition evaluated again moves to the end).
 
     A run over a partition range records one evaluation with the per-partition rates in its
-    metadata (`partition_error_rates`); planned-but-unevaluated records are skipped.
+    metadata (`partition_error_rates`), taken in partition order; planned-but-unevaluated records
+    are skipped.
     """
     check = dg.AssetCheckKey(asset_key, "error_rate")
     records = instance.event_log_storage.get_asset_check_execution_history(check, limit=limit)
@@ -199,8 +206,10 @@ def error_rates(instance: dg.DagsterInstance, asset_key: dg.AssetKey, limit: int
         per_partition = metadata.get("partition_error_rates")
         value = getattr(per_partition, "value", per_partition)
         if isinstance(value, Mapping):
-            for key, rate in value.items():
-                rates[dt.date.fromisoformat(str(key))] = float(rate)
+            for key, rate in sorted(value.items()):
+                day = dt.date.fromisoformat(str(key))
+                rates.pop(day, None)
+                rates[day] = float(rate)
     return rates
 
 

@@ -12,10 +12,13 @@
 """
 
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
+import polars as pl
 
 from intelligence.landing_watch import FolderChange, LandingWatcher, Rejection
 from intelligence.routing import (
@@ -30,6 +33,7 @@ from intelligence.routing import (
     record_switch,
     route_on,
 )
+from intelligence.sources import LANDING_DIGESTS
 from resources.alerts import AlertSink
 from resources.landing_zone import LandingZone
 from resources.warehouse import Warehouse
@@ -77,24 +81,29 @@ def _rejection_events(rejections: Iterable[Rejection]) -> list[dg.AssetObservati
     name="landing_sensor",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="New landing files → runs of the source's day partition (exactly once per set of files).",
+    description="New landing files → runs of the source's day partitions (exactly once per set of files).",
     asset_selection=dg.AssetSelection.groups("marketing") | dg.AssetSelection.groups("telemetry"),
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone, warehouse: Warehouse) -> dg.SensorResult:
     watcher = LandingWatcher(landing.root_path, MARKETING_SOURCES)
     cursor = json.loads(context.cursor) if context.cursor else None
     scan = watcher.scan(cursor)
-    routes = load_routes(warehouse) if scan.changes else None
-    requests = []
-    for change in scan.changes:
-        request = _request_for(change, routes)
-        if request is not None:
-            requests.append(request)
+    daily = [c for c in scan.changes if c.kind == "daily" and not already_read(context.instance, c)]
+    routes = load_routes(warehouse) if daily else None
+    requests = daily_requests(daily, routes)
+    requests += [
+        dg.RunRequest(
+            run_key=c.run_key, asset_selection=_keys("path_attribution"), tags={"intelligence/landing": c.folder}
+        )
+        for c in scan.changes
+        if c.kind == "paths"
+    ]
     for rejection in scan.rejections:
         context.log.warning(f"rejected landing {rejection.path}: {rejection.reason}")
     context.log.info(
-        f"{scan.folders_seen} folders watched, {scan.folders_listed} listed, {len(scan.changes)} changed, "
-        f"{len(scan.rejections)} rejected{' (more next tick)' if scan.more else ''}"
+        f"{scan.folders_seen} folders watched, {scan.folders_listed} listed, {len(scan.changes)} changed "
+        f"({len(scan.changes) - len(daily) - sum(c.kind != 'daily' for c in scan.changes)} already read), "
+        f"{len(requests)} runs requested, {len(scan.rejections)} rejected{' (more next tick)' if scan.more else ''}"
     )
     return dg.SensorResult(
         run_requests=requests,
@@ -103,22 +112,57 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone, wa
     )
 
 
-def _request_for(change: FolderChange, routes: object) -> dg.RunRequest | None:
-    if change.kind == "daily" and change.day is not None:
-        route = route_on(routes, change.source, change.day) if routes is not None else STANDARD  # type: ignore[arg-type]
-        return dg.RunRequest(
-            run_key=f"{change.run_key}:{route}",
-            partition_key=change.day.isoformat(),
-            asset_selection=_source_keys(change.source, route),
-            tags={"intelligence/landing": change.folder},
-        )
-    if change.kind == "paths":
-        return dg.RunRequest(
-            run_key=change.run_key,
-            asset_selection=_keys("path_attribution"),
-            tags={"intelligence/landing": change.folder},
-        )
-    return None  # telemetry: see telemetry_landing_requests
+def already_read(instance: dg.DagsterInstance, change: FolderChange) -> bool:
+    """True if the raw asset's latest run of that day read exactly this set of files (e.g. after the
+    sensor's cursor was lost or reset): no second run for the same files."""
+    assert change.day is not None
+    key = dg.AssetKey(["marketing", f"raw_{change.source}"])
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[change.day.isoformat()]), limit=1
+    )
+    for record in result.records:
+        event = record.asset_materialization
+        digests = event.metadata.get(LANDING_DIGESTS) if event else None
+        value = getattr(digests, "value", digests)
+        if isinstance(value, dict) and value.get(change.day.isoformat()) == change.digest:
+            return True
+    return False
+
+
+def daily_requests(changes: Sequence[FolderChange], routes: pl.DataFrame | None) -> list[dg.RunRequest]:
+    """One run per source, route and run of consecutive days: a backlog of a hundred days is a few
+    single-run backfills, not a hundred runs. The run key is derived from the folders' file sets."""
+    groups: dict[tuple[str, str], list[FolderChange]] = defaultdict(list)
+    for change in changes:
+        assert change.day is not None
+        route = route_on(routes, change.source, change.day) if routes is not None else STANDARD
+        groups[(change.source, route)].append(change)
+    requests = []
+    for (source, route), group in sorted(groups.items()):
+        group.sort(key=lambda c: c.day or dt.date.min)
+        spans: list[list[FolderChange]] = []
+        for change in group:
+            if spans and change.day == spans[-1][-1].day + dt.timedelta(days=1):  # type: ignore[operator]
+                spans[-1].append(change)
+            else:
+                spans.append([change])
+        for span in spans:
+            first, last = span[0].day.isoformat(), span[-1].day.isoformat()  # type: ignore[union-attr]
+            digest = hashlib.sha256("".join(f"{c.folder}={c.digest};" for c in span).encode()).hexdigest()[:20]
+            range_tags = (
+                {}
+                if first == last
+                else {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+            )
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"landing:{source}:{first}..{last}:{route}:{digest}",
+                    partition_key=first if first == last else None,
+                    asset_selection=_source_keys(source, route),
+                    tags={**range_tags, "intelligence/landing": f"{source} {first}..{last}"},
+                )
+            )
+    return requests
 
 
 # -- the feedback loop ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from intelligence import policy
 from intelligence.checks import contract_check_results, contract_check_specs, volume_check_result
 from intelligence.cleansing import PARTITION_DATE, Cleanser, quarantine_schema, run_cleansing
 from intelligence.contracts import Contract
+from intelligence.landing_watch import digest_files
 from intelligence.partitions import DAILY, lookback, partition_days
 from intelligence.strict import StrictContext
 from resources.lake import PARTITION_COLUMN
@@ -30,6 +31,7 @@ QUARANTINE_IO_MANAGER = "quarantine_io_manager"
 FACTORY_VERSION = "1"
 STANDARD = "standard"
 STRICT = "strict"
+LANDING_DIGESTS = "landing_digests"  # raw asset metadata: day → digest of the files read
 ROUTES = (STANDARD, STRICT)
 CRM_CUSTOMERS = dg.AssetKey(["marketing", "cleansed_crm"])
 ALL_HISTORY_DAYS = 100 * 366  # "every earlier day": clipped to the first partition
@@ -90,11 +92,16 @@ def code_version(*parts: object) -> str:
 
 def read_landing_days(
     landing: LandingZone, source: str, days: list[dt.date], columns: Mapping[str, ColumnType]
-) -> tuple[pl.DataFrame, list[dict[str, object]]]:
-    """Every landing record of `source` for `days`, typed, with the day as `landing_date`."""
+) -> tuple[pl.DataFrame, list[dict[str, object]], dict[str, str]]:
+    """Every landing record of `source` for `days`, typed, with the day as `landing_date`; plus the
+    digest of each day's set of files (the landing sensor skips sets already read)."""
     frames = []
     files: list[dict[str, object]] = []
+    digests: dict[str, str] = {}
     for day in days:
+        paths, _ = landing.files_for_day(source, day)
+        stats = [(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in paths if path.exists()]
+        digests[day.isoformat()] = digest_files(stats)
         read = landing.read_day(source, day, columns)
         frames.append(read.frame.with_columns(pl.lit(day).alias(PARTITION_DATE)))
         files.extend(
@@ -109,7 +116,7 @@ def read_landing_days(
         )
     schema = {**polars_schema(columns), PARTITION_DATE: pl.Date()}
     frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
-    return frame, files
+    return frame, files, digests
 
 
 def _files_markdown(files: list[dict[str, object]], limit: int = 40) -> str:
@@ -145,7 +152,7 @@ def build_source_assets(spec: SourceSpec) -> list[dg.AssetsDefinition | dg.Asset
         description=f"{spec.description}: every landing record of the day, typed, with its parse status.",
     )
     def raw_asset(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Output[pl.DataFrame]:
-        frame, files = read_landing_days(landing, spec.name, partition_days(context), spec.landing_columns)
+        frame, files, digests = read_landing_days(landing, spec.name, partition_days(context), spec.landing_columns)
         errors = int((frame[PARSE_STATUS] == PARSE_ERROR).sum()) if frame.height else 0
         return dg.Output(
             frame,
@@ -154,6 +161,7 @@ def build_source_assets(spec: SourceSpec) -> list[dg.AssetsDefinition | dg.Asset
                 "rows_landed": frame.height,
                 "parse_errors": errors,
                 "landing_files": dg.MetadataValue.md(_files_markdown(files)),
+                LANDING_DIGESTS: dg.MetadataValue.json(digests),
             },
         )
 

@@ -70,10 +70,8 @@ def _run_outcomes(instance: dg.DagsterInstance, key: dg.AssetKey, since: dt.date
     finished = [r for r in runs if r.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE)]
     for run in finished:
         outcome["failed" if run.status == dg.DagsterRunStatus.FAILURE else "ok"] += 1
-    latest = max(
-        finished, key=lambda r: instance.get_run_record_by_id(r.run_id).create_timestamp.timestamp(), default=None
-    )  # type: ignore[union-attr]
-    outcome["last_failed"] = int(latest is not None and latest.status == dg.DagsterRunStatus.FAILURE)
+    # `get_runs` lists the newest run first.
+    outcome["last_failed"] = int(bool(finished) and finished[0].status == dg.DagsterRunStatus.FAILURE)
     return outcome
 
 

@@ -1,7 +1,14 @@
-"""The demo, headless: land synthetic data and materialize the demo window in one run.
+"""The demo, headless: synthetic data through the whole platform, with a summary at the end.
 
-    python -m intelligence.demo land    # land demo data if the landing zone has none
-    python -m intelligence.demo run     # land, materialize everything for the window, print a summary
+    python -m intelligence.demo land    # land demo data if the landing zone has none (used by `make dev`)
+    python -m intelligence.demo run     # the full headless demo (used by `make demo`)
+
+`run` generates the window's files into a staging folder (the outside world), lets them arrive day
+by day through the real landing and source-health sensors (social turns flaky mid-window, gets
+rerouted through strict cleansing and later switches back), then materializes everything
+downstream for the window in one go (identity, touchpoints, journeys, attribution, the monthly
+reports, path attribution, module health) and prints what happened. This is conductor code: it may
+import the definitions.
 
 The demo window is the previous calendar month plus the current month up to yesterday (UTC), so the
 monthly report has a complete month to show. `--start`/`--days` override it.
@@ -20,14 +27,13 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from intelligence.replay import QUIET, replay, routing_history
 from intelligence.settings import Settings, settings
 from intelligence.synthetic.marketing import GeneratorConfig, generate_marketing
 
 MARKETING_SOURCES = ("ads", "social", "crm", "web", "email")
 DEMO_PEOPLE = 5000
 DEMO_SEED = 7
-# Headless runs print their own summary; Dagster's console logger only speaks up for warnings.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass(frozen=True)
@@ -63,22 +69,23 @@ def has_marketing_data(config: Settings) -> bool:
     )
 
 
-def land(window: Window, config: Settings, people: int = DEMO_PEOPLE, force: bool = False) -> bool:
-    """Generate demo landing files unless some are there already. True if it generated."""
-    if has_marketing_data(config) and not force:
-        print(f"landing zone {config.landing} already has marketing data; not generating")
+def land(window: Window, config: Settings, people: int = DEMO_PEOPLE, into: Path | None = None) -> bool:
+    """Generate demo files (into the landing zone, or a staging folder) unless there are some already."""
+    target = into or config.landing
+    if has_marketing_data(config) or (into is not None and into.is_dir() and any(into.iterdir())):
+        print(f"{target} or the landing zone already has marketing data; not generating")
         return False
-    print(f"landing demo data for {window.start} … {window.end} ({people} people) in {config.landing}")
+    print(f"generating demo data for {window.start} … {window.end} ({people} people) in {target}")
     started = time.perf_counter()
     summary = generate_marketing(
         GeneratorConfig(
             start=window.start, days=window.days, people=people, seed=DEMO_SEED, flaky_days=flaky_days(window)
         ),
-        landing_root=config.landing,
+        landing_root=target,
         truth_root=config.truth,
         progress=True,
     )
-    print(f"landed {summary.files_written} files in {time.perf_counter() - started:.1f}s")
+    print(f"wrote {summary.files_written} files in {time.perf_counter() - started:.1f}s")
     return True
 
 
@@ -87,8 +94,8 @@ def months_in(window: Window) -> tuple[str, str]:
     return window.start.replace(day=1).isoformat(), window.end.replace(day=1).isoformat()
 
 
-def demo_steps(window: Window) -> list[tuple[str, dg.AssetSelection, dict[str, str]]]:
-    """What `make demo` materializes, in dependency order: one run per partitioning."""
+def demo_steps(window: Window, sources: bool = True) -> list[tuple[str, dg.AssetSelection, dict[str, str]]]:
+    """What `make demo` materializes in one go, in dependency order: one run per step."""
 
     def assets(*names: str) -> dg.AssetSelection:
         return dg.AssetSelection.assets(*[["marketing", n] for n in names]).required_multi_asset_neighbors()
@@ -97,9 +104,10 @@ def demo_steps(window: Window) -> list[tuple[str, dg.AssetSelection, dict[str, s
         return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
 
     days, months = span(*window.keys), span(*months_in(window))
-    sources = [f"{kind}_{s}" for s in MARKETING_SOURCES for kind in ("raw", "cleansed")]
+    source_assets = [f"{kind}_{s}" for s in MARKETING_SOURCES for kind in ("raw", "cleansed")]
+    steps = [("sources: raw and cleansed, every day", assets(*source_assets), days)] if sources else []
     return [
-        ("sources: raw and cleansed, every day", assets(*sources), days),
+        *steps,
         ("identity, every month", assets("identity"), months),
         ("touchpoints, every day", assets("touchpoints"), days),
         (
@@ -108,10 +116,13 @@ def demo_steps(window: Window) -> list[tuple[str, dg.AssetSelection, dict[str, s
             months,
         ),
         ("path attribution", assets("path_attribution"), {}),
+        ("module health", dg.AssetSelection.assets(["platform", "module_health"]).required_multi_asset_neighbors(), {}),
     ]
 
 
-def materialize_demo(window: Window, instance: dg.DagsterInstance) -> list[tuple[str, dg.ExecuteInProcessResult]]:
+def materialize_demo(
+    window: Window, instance: dg.DagsterInstance, sources: bool = True
+) -> list[tuple[str, dg.ExecuteInProcessResult]]:
     """Materialize the whole marketing graph for the window, one single-run backfill per step."""
     from intelligence.definitions import defs  # the demo is a conductor: it may import the definitions
     from intelligence.resources import build_resources
@@ -119,7 +130,7 @@ def materialize_demo(window: Window, instance: dg.DagsterInstance) -> list[tuple
     runnable = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
     resources = build_resources()
     results = []
-    for label, selection, tags in demo_steps(window):
+    for label, selection, tags in demo_steps(window, sources):
         started = time.perf_counter()
         result = dg.materialize(
             runnable,
@@ -238,21 +249,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = settings()
     if window.start < config.start_date:
         parser.error(f"the window starts {window.start}, before INTELLIGENCE_START_DATE {config.start_date}")
-    land(window, config, people=args.people)
     if args.command == "land":
+        land(window, config, people=args.people)
         return 0
+    staging = config.home / "incoming"
+    land(window, config, people=args.people, into=staging)
     land_path_export(config, window.start.replace(day=1))
-    print(f"materializing the marketing graph for {window.start} … {window.end}")
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        results = materialize_demo(window, instance)
+        replayed = staging.is_dir() and any(staging.iterdir())
+        if replayed:
+            print("files arrive day by day through the landing and source-health sensors (* = strict route):")
+            days = [window.start + dt.timedelta(days=i) for i in range(window.days)]
+            log = replay(days, staging, config, instance)
+            print(f"  {log.runs} sensor-requested runs, {log.failed_runs} failed")
+        print(f"materializing everything downstream for {window.start} … {window.end} in one go")
+        results = materialize_demo(window, instance, sources=not replayed)
     elapsed = time.perf_counter() - started
-    success = all(r.success for _, r in results) and len(results) == len(demo_steps(window))
+    success = all(r.success for _, r in results) and len(results) == len(demo_steps(window, not replayed))
     print(f"{'done' if success else 'FAILED'} in {elapsed:.1f}s")
     print(format_summary(summary_frame(window, config)))
-    reports = sorted(config.reports.glob("*/attribution.html"))
-    print(f"lake: {config.lake}/marketing   quarantine: {config.quarantine}/marketing   SQL: duckdb {config.warehouse}")
-    for report in reports:
+    print("routing history:")
+    print(routing_history(config))
+    print(f"lake: {config.lake}   quarantine: {config.quarantine}   SQL: duckdb {config.warehouse}")
+    for report in sorted(config.reports.glob("*/attribution.html")):
         print(f"report: {report}")
     return 0 if success else 1
 

@@ -82,7 +82,7 @@ def _rejection_events(rejections: Iterable[Rejection]) -> list[dg.AssetObservati
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="New landing files → runs of the source's day partitions (exactly once per set of files).",
-    asset_selection=dg.AssetSelection.groups("marketing") | dg.AssetSelection.groups("telemetry"),
+    asset_selection=dg.AssetSelection.groups("marketing_sources", "marketing", "telemetry"),
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone, warehouse: Warehouse) -> dg.SensorResult:
     watcher = LandingWatcher(landing.root_path, MARKETING_SOURCES)
@@ -180,7 +180,7 @@ def _month_keys(days: Iterable[dt.date]) -> list[str]:
         "Reads each source's error-rate checks; k of the last n partitions above the threshold → strict "
         "cleansing (recorded, re-run, alerted); m clean partitions on strict → back to standard."
     ),
-    asset_selection=dg.AssetSelection.groups("marketing"),
+    asset_selection=dg.AssetSelection.groups("marketing_sources", "marketing"),
 )
 def source_health_sensor(
     context: dg.SensorEvaluationContext, warehouse: Warehouse, alerts: AlertSink
@@ -284,6 +284,10 @@ def reroute_followup_sensor(context: dg.RunStatusSensorContext) -> dg.SensorResu
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertSink) -> None:
     run = context.dagster_run
     selection = sorted(k.to_user_string() for k in (run.asset_selection or []))
+    if not selection:
+        # A whole-job run (no asset selection): name it by its failed steps, else every failing asset
+        # of that job would count as a repeat of the first one's alert.
+        selection = sorted({e.step_key for e in context.get_step_failure_events() if e.step_key})
     subject = ",".join(selection) if selection else run.job_name
     partition = run.tags.get("dagster/partition") or run.tags.get("dagster/asset_partition_range_start") or ""
     error = context.failure_event.message if context.failure_event else "run failed"

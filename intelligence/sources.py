@@ -53,6 +53,11 @@ class SourceSpec:
     strict_needs_customers: bool = False
 
     @property
+    def group(self) -> str:
+        """Sources get their own group in the UI, beside the domain's analysis modules."""
+        return f"{self.domain}_sources"
+
+    @property
     def raw_key(self) -> dg.AssetKey:
         return dg.AssetKey([self.domain, f"raw_{self.name}"])
 
@@ -135,7 +140,7 @@ def build_source_assets(spec: SourceSpec) -> list[dg.AssetsDefinition | dg.Asset
     landing_spec = dg.AssetSpec(
         spec.landing_key,
         description=f"Files arriving in landing/{spec.name}/<YYYY-MM-DD>/ (read only; never modified).",
-        group_name=spec.domain,
+        group_name=spec.group,
         kinds={"file"},
         owners=list(policy.OWNERS),
     )
@@ -145,7 +150,7 @@ def build_source_assets(spec: SourceSpec) -> list[dg.AssetsDefinition | dg.Asset
         key=spec.raw_key,
         deps=[spec.landing_key],
         partitions_def=DAILY,
-        group_name=spec.domain,
+        group_name=spec.group,
         code_version=version,
         metadata={PARTITION_COLUMN: PARTITION_DATE},
         kinds={"parquet", "csv" if spec.name != "social" else "json"},
@@ -271,7 +276,7 @@ def _cleansing_asset(spec: SourceSpec, route: str, version: str) -> dg.AssetsDef
                 description=(
                     f"{spec.description}: {label} cleansing, rows that honour {contract.name} {contract.version}."
                 ),
-                group_name=spec.domain,
+                group_name=spec.group,
                 code_version=version,
                 metadata={
                     PARTITION_COLUMN: PARTITION_DATE,
@@ -286,7 +291,7 @@ def _cleansing_asset(spec: SourceSpec, route: str, version: str) -> dg.AssetsDef
                 DAILY,
                 key=quarantine_key,
                 description=f"Rows of {spec.name} rejected on the {label} path, with stage, rule and reason.",
-                group_name=spec.domain,
+                group_name=spec.group,
                 code_version=version,
                 io_manager_key=QUARANTINE_IO_MANAGER,
                 metadata={PARTITION_COLUMN: PARTITION_DATE},

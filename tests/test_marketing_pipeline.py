@@ -43,16 +43,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
     assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
     (root / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
-        sources = (
-            dg.AssetSelection.groups("marketing")
-            - dg.AssetSelection.assets(
-                ["marketing", "identity"],
-                ["marketing", "touchpoints"],
-                ["marketing", "journeys"],
-                ["marketing", "attribution"],
-                ["marketing", "attribution_report"],
-            ).required_multi_asset_neighbors()
-        )
+        sources = dg.AssetSelection.assets(
+            *[["marketing", f"{kind}_{s}"] for s in SOURCES for kind in ("raw", "cleansed")]
+        ).required_multi_asset_neighbors()
         ok = dg.materialize(assets, selection=sources, instance=instance, resources=resources, tags=RANGE)
         assert ok.success
         for month in ("2024-01-01", "2024-02-01"):

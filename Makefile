@@ -25,9 +25,15 @@ dagster-home:
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
+# The UI and the daemon on the local instance. Run from DAGSTER_HOME so the project's own
+# dagster.yaml is not mistaken for the instance's; storage is created (or upgraded) once first,
+# so the two processes never race to create it.
 dev: install dagster-home
 	$(BIN)/python -m intelligence.demo land
-	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	$(BIN)/dagster instance migrate > /dev/null
+	cd $(DAGSTER_HOME) && { $(CURDIR)/$(BIN)/dagster-daemon run -w $(CURDIR)/workspace.yaml & \
+	  DAEMON=$$!; trap 'kill $$DAEMON 2>/dev/null' EXIT INT TERM; \
+	  $(CURDIR)/$(BIN)/dagster-webserver -w $(CURDIR)/workspace.yaml -h $(HOST) -p $(PORT); }
 
 demo: install dagster-home
 	$(BIN)/python -m intelligence.demo run

@@ -1,0 +1,73 @@
+"""The monthly schedule, and backfills of history through the `dagster` CLI (as an operator runs them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from intelligence.definitions import defs
+from intelligence.schedules import monthly_attribution_schedule, previous_month_key
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def test_schedule_builds_the_previous_month_on_the_first_at_six() -> None:
+    assert monthly_attribution_schedule.cron_schedule == "0 6 1 * *"
+    assert monthly_attribution_schedule.execution_timezone == "UTC"
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2024, 3, 1, 6, 0, tzinfo=dt.UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    request = monthly_attribution_schedule.evaluate_tick(context).run_requests[0]  # type: ignore[index]
+    assert request.partition_key == "2024-02-01"
+    assert request.run_key == "monthly-attribution-2024-02-01"
+    assert previous_month_key(dt.datetime(2025, 1, 1, 6)) == "2024-12-01"
+    job = defs.resolve_job_def("monthly_attribution")
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert {"marketing/journeys", "marketing/attribution", "marketing/attribution_report"} <= keys
+
+
+def test_schedule_timezone_is_configurable() -> None:
+    code = "from intelligence.schedules import monthly_attribution_schedule as s; print(s.execution_timezone)"
+    env = {**os.environ, "INTELLIGENCE_REPORT_TIMEZONE": "Europe/Berlin"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "Europe/Berlin"
+
+
+def test_cli_backfills_a_partition_range_in_one_run(tmp_path: Path) -> None:
+    home, dagster_home = tmp_path / "home", tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+        folder = home / "landing" / "ads" / day
+        folder.mkdir(parents=True)
+        (folder / f"ads_{day}_01.csv").write_text(
+            "click_id,cookie_id,campaign,channel,cost,ts\n"
+            f"c-{day}-1,k1,brand,paid_search,1.5,{day}T10:00:00Z\n"
+            f"c-{day}-2,k2,brand,display,-3,{day}T11:00:00Z\n"
+        )
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "INTELLIGENCE_HOME": str(home)}
+    selection = "marketing/raw_ads,marketing/cleansed_ads,marketing/cleansed_ads_quarantine"
+    proc = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "intelligence.definitions", "--select", selection,
+         "--partition-range", "2024-01-01...2024-01-03"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lake = home / "lake" / "marketing"
+    for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+        assert pl.read_parquet(lake / "cleansed_ads" / f"{day}.parquet")["click_id"].to_list() == [f"c-{day}-1"]
+        quarantined = pl.read_parquet(home / "quarantine" / "marketing" / "cleansed_ads_quarantine" / f"{day}.parquet")
+        assert quarantined["_rule"].to_list() == ["cost|min"]
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 1  # one single-run backfill, not one run per day
+        assert runs[0].tags["dagster/asset_partition_range_start"] == "2024-01-01"

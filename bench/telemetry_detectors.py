@@ -7,9 +7,11 @@ Throughput: `score_points` on about 200 streams × 8k points at 5-minute cadence
 days), best of three runs, with polars pinned to one thread (this script sets `POLARS_MAX_THREADS=1` before
 importing polars unless it is already set; numpy's elementwise work is single-threaded anyway).
 
-Quality: the labelled corpora of `intelligence.synthetic.telemetry.BENCH_CORPORA`, a *tuning* set (the seeds
-looked at while designing the detector) and a *holdout* set (same shapes, other seeds, never looked at while
-tuning). Each set is scored as one corpus (one threshold per profile for all its streams) with
+Quality: the labelled corpora of `intelligence.synthetic.telemetry.BENCH_CORPORA` (hosts × metrics sharing load
+and incidents, at 1 min, 5 min and 1 h) and `CLOUD_BENCH_CORPORA` (independent 5-minute streams shaped like real
+machine and cloud metrics, mostly two weeks long), each split into a *tuning* set (the seeds looked at while
+designing the detector) and a *holdout* set (same shapes, other seeds, never looked at while tuning). Each set
+is scored as one corpus (one threshold per profile for all its streams) with
 `assets.telemetry.windowed_scoring.score_detections`, against two labellings:
 
 - `incident`: the generator's true incident windows `[start, end]`;
@@ -17,8 +19,9 @@ tuning). Each set is scored as one corpus (one threshold per profile for all its
   among its incidents (so detection at the onset sits mid-window), which is how NAB's real data are labelled.
 
 The holdout set is also scored at the thresholds chosen on the tuning set (`@ tuning thresholds`), the honest
-figure for unseen data. Each set is also pooled per cadence (the held-out real data the detector targets are
-5-minute series) and per corpus. Results are printed, and written as JSON to `bench/results/` (git-ignored).
+figure for unseen data. Each set is also pooled per family and cadence, and all 5-minute corpora together (the
+real data the detector targets are 5-minute series), and reported per corpus. Results are printed, and written
+as JSON to `bench/results/` (git-ignored).
 """
 
 from __future__ import annotations
@@ -45,8 +48,12 @@ from assets.telemetry.detectors import LOOKBACK, score_points  # noqa: E402
 from assets.telemetry.windowed_scoring import WindowedScoringResult, score_detections  # noqa: E402
 from intelligence.synthetic.telemetry import (  # noqa: E402
     BENCH_CORPORA,
+    CLOUD_BENCH_CORPORA,
+    CloudConfig,
+    CloudSimulation,
     Simulation,
     TelemetryConfig,
+    simulate_cloud_streams,
     simulate_telemetry,
 )
 
@@ -72,7 +79,7 @@ def throughput(quick: bool) -> dict[str, float]:
     }
 
 
-def nab_style_windows(sim: Simulation) -> Labels:
+def nab_style_windows(sim: Simulation | CloudSimulation) -> Labels:
     spans = sim.points.group_by("host", "metric").agg(
         pl.col("timestamp").min().alias("first"), pl.col("timestamp").max().alias("last")
     )
@@ -96,13 +103,18 @@ def corpus_scores(which: str, quick: bool) -> tuple[pl.DataFrame, Labels, Labels
     incident: Labels = {}
     nab: Labels = {}
     per_corpus: list[dict[str, object]] = []
-    for name, cfg in BENCH_CORPORA:
-        if name != which:
-            continue
-        if quick:
-            cfg = replace(cfg, hosts=max(4, cfg.hosts // 3))
-        sim = simulate_telemetry(cfg)
-        tag = f"s{cfg.seed}"
+    corpora: list[tuple[str, TelemetryConfig | CloudConfig]] = [(n, c) for n, c in BENCH_CORPORA if n == which]
+    corpora += [(n, c) for n, c in CLOUD_BENCH_CORPORA if n == which]
+    for _, cfg in corpora:
+        sim: Simulation | CloudSimulation
+        if isinstance(cfg, CloudConfig):
+            cfg = replace(cfg, streams=max(12, cfg.streams // 3)) if quick else cfg
+            sim = simulate_cloud_streams(cfg)
+            tag, family, shape = f"c{cfg.seed}", "cloud", f"{cfg.streams} streams"
+        else:
+            cfg = replace(cfg, hosts=max(4, cfg.hosts // 3)) if quick else cfg
+            sim = simulate_telemetry(cfg)
+            tag, family, shape = f"s{cfg.seed}", "hosts", f"{cfg.hosts} hosts x {cfg.days} d"
         scored = _prefixed(score_points(sim.points), tag).select("host", "metric", "timestamp", "anomaly_score")
         inc = {f"{tag}:{k}": v for k, v in sim.labels.items()}
         nb = {f"{tag}:{k}": v for k, v in nab_style_windows(sim).items()}
@@ -111,10 +123,11 @@ def corpus_scores(which: str, quick: bool) -> tuple[pl.DataFrame, Labels, Labels
         nab.update(nb)
         per_corpus.append(
             {
+                "tag": tag,
+                "family": family,
+                "shape": shape,
                 "seed": cfg.seed,
                 "cadence_s": cfg.cadence_seconds,
-                "hosts": cfg.hosts,
-                "days": cfg.days,
                 "points": sim.points.height,
                 "incident": _summary(score_detections(scored, inc)),
                 "nab": _summary(score_detections(scored, nb)),
@@ -178,20 +191,22 @@ def main(argv: list[str] | None = None) -> int:
                 fixed = _summary(score_detections(scores, labels, thresholds=tuned[label]))
                 entry[f"{label}@tuning-thr"] = fixed
                 print(_line(f"{label} @ tuning thresholds", fixed))
-        cadences = sorted({int(c["cadence_s"]) for c in per_corpus})  # type: ignore[call-overload]
-        for cadence in cadences:  # pooled per cadence: the held-out real data are 5-minute series
-            tags = {f"s{c['seed']}" for c in per_corpus if c["cadence_s"] == cadence}
-            subset = scores.filter(pl.col("host").str.extract(r"^(s\d+):").is_in(list(tags)))
+        groups: dict[str, set[str]] = {}
+        for c in per_corpus:  # pooled per family and cadence: the held-out real data are 5-minute series
+            groups.setdefault(f"{c['family']} {c['cadence_s']} s", set()).add(str(c["tag"]))
+        groups["all 300 s"] = {str(c["tag"]) for c in per_corpus if c["cadence_s"] == 300}
+        for name, tags in groups.items():
+            subset = scores.filter(pl.col("host").str.extract(r"^([sc]\d+):").is_in(list(tags)))
             for label, labels in (("incident", incident), ("nab", nab)):
                 picked = {k: v for k, v in labels.items() if k.split(":", 1)[0] in tags}
                 summary = _summary(score_detections(subset, picked))
-                entry[f"{label}@{cadence}s"] = summary
-                print(_line(f"{label} windows, {cadence} s only", summary))
+                entry[f"{label}@{name}"] = summary
+                print(_line(f"{label}, {name}", summary))
         for c in per_corpus:
             std = c["incident"]["standard"]  # type: ignore[index]
             nab_std = c["nab"]["standard"]  # type: ignore[index]
             print(
-                f"    seed {c['seed']} ({c['cadence_s']} s, {c['points']:,} pts): standard incident"
+                f"    {c['tag']} ({c['shape']}, {c['cadence_s']} s, {c['points']:,} pts): standard incident"
                 f" {std['score']:.1f}, nab {nab_std['score']:.1f}"
             )
         report[which] = entry

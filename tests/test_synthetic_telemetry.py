@@ -15,12 +15,15 @@ import pytest
 
 from assets.telemetry.windowed_scoring import load_labels
 from intelligence.synthetic.telemetry import (
+    CLOUD_KINDS,
     CORE_METRICS,
     GENERIC_METRIC,
     PATTERNS,
+    CloudConfig,
     TelemetryConfig,
     generate_telemetry,
     main,
+    simulate_cloud_streams,
     simulate_telemetry,
 )
 
@@ -210,3 +213,74 @@ def test_generator_imports_nothing_from_assets_or_resources() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# single-stream cloud corpus
+
+
+def test_cloud_streams_are_deterministic_independent_and_labelled() -> None:
+    cfg = CloudConfig(seed=7, streams=40)
+    sim = simulate_cloud_streams(cfg)
+    again = simulate_cloud_streams(cfg)
+    assert sim.points.equals(again.points)
+    assert sim.anomalies == again.anomalies
+    assert not simulate_cloud_streams(replace(cfg, seed=8)).points.equals(sim.points)
+    pts = sim.points
+    assert pts.schema == {
+        "host": pl.String,
+        "metric": pl.String,
+        "timestamp": pl.Datetime("us", "UTC"),
+        "value": pl.Float64,
+    }
+    assert pts.equals(pts.sort("host", "metric", "timestamp"))
+    assert pts.select("host", "metric", "timestamp").is_unique().all()
+    assert pts["value"].is_finite().all()
+    assert len(sim.labels) == 40 == pts.select("host", "metric").n_unique()
+    assert set(pts["metric"].unique()) <= set(CLOUD_KINDS)
+    assert sum(len(v) for v in sim.labels.values()) == len(sim.anomalies)
+    starts = pts.group_by("host").agg(pl.col("timestamp").min())["timestamp"]
+    assert starts.dt.hour().n_unique() > 3  # streams start at any time of day
+
+
+def test_cloud_anomalies_sit_after_probation_a_window_apart() -> None:
+    sim = simulate_cloud_streams(CloudConfig(seed=9, streams=60))
+    counts = [len(v) for v in sim.labels.values()]
+    assert max(counts) <= 4 and sum(c >= 1 for c in counts) >= 50
+    spans = sim.points.group_by("host", "metric").agg(
+        pl.col("timestamp").min().alias("first"), pl.col("timestamp").max().alias("last")
+    )
+    for row in spans.iter_rows(named=True):
+        onsets = sorted(a for a, _ in sim.labels[f"{row['host']}/{row['metric']}"])
+        span = row["last"] - row["first"]
+        for onset in onsets:
+            assert onset - row["first"] >= 0.14 * span  # after NAB's probation (15 % of the rows)
+        for a, b in itertools.pairwise(onsets):
+            assert b - a >= 0.1 * span / len(onsets) * 0.9  # NAB windows of the stream do not overlap
+    shapes = {a.shape for a in sim.anomalies}
+    assert {"spike", "level_shift", "drop"} <= shapes
+    assert any(a.subtle for a in sim.anomalies) and any(not a.subtle for a in sim.anomalies)
+
+
+def test_cloud_streams_have_the_traits_of_real_metrics() -> None:
+    sim = simulate_cloud_streams(CloudConfig(seed=10, streams=70))
+    pts = sim.points
+    counts = pts.filter(pl.col("metric").is_in(["request_count", "instance_count", "network_in"]))["value"]
+    assert (counts == counts.round(0)).all() and (counts >= 0).all()
+    cpu = pts.filter(pl.col("metric") == "cpu_utilization")["value"]
+    assert cpu.min() >= 0 and cpu.max() <= 100  # type: ignore[operator]
+    per_stream = pts.group_by("host", "metric").agg(
+        pl.len().alias("n"),
+        (pl.col("value").diff() == 0).mean().alias("flat"),
+        (pl.col("value").quantile(0.999) / pl.col("value").median()).alias("tail"),
+    )
+    assert per_stream["n"].min() >= 14 * 288 * 0.9  # type: ignore[operator]  # two weeks at 5 min or longer
+    assert (per_stream["flat"] > 0.5).sum() >= 3  # step-like or quantised streams with long flat runs
+    assert (per_stream["tail"] > 5).sum() >= 3  # heavy-tailed ones
+
+
+def test_cloud_config_validation() -> None:
+    with pytest.raises(ValueError, match="cadence"):
+        CloudConfig(cadence_seconds=0)
+    with pytest.raises(ValueError, match="subtle_share"):
+        CloudConfig(subtle_share=1.5)

@@ -274,6 +274,47 @@ def test_generated_incidents_get_high_scores_and_normal_data_low() -> None:
     assert outside_high / outside_total < 0.002
 
 
+def test_quantised_stream_moves_by_one_step_are_not_alarms_but_a_drop_to_zero_is() -> None:
+    rng = np.random.default_rng(11)
+    v = np.full(10 * 288, 5.0)
+    for k in rng.integers(0, v.size, 60):  # an autoscaling group: benign one-instance steps for a while
+        v[k : k + int(rng.integers(6, 60))] += rng.choice([-1.0, 1.0])
+    onset = 9 * 288 + 40
+    v[onset : onset + 24] = 0.0  # every instance gone for two hours
+    out = score_points(stream(v, metric="instance_count"))
+    assert out[2 * 288 :]["scale"].min() >= 0.2  # type: ignore[operator]  # not ~0 although the MAD is 0
+    drop = out[onset : onset + 3]["anomaly_score"].max()
+    assert drop >= 0.6  # type: ignore[operator]
+    before = out[2 * 288 : onset]["anomaly_score"]
+    assert before.max() < drop - 0.15  # type: ignore[operator]
+    assert (before > 0.3).sum() <= 10  # of 2,200 rows
+
+
+def test_scores_start_on_the_first_complete_day_of_a_stream() -> None:
+    start = T0 + dt.timedelta(hours=9)  # streams start at any time of day
+    v = daily_noise(3, seed=12)
+    v[30 * 12] += 25.0  # a 25-sigma spike 30 h after the start: one complete UTC day of history
+    out = score_points(stream(v, metric="cpu", times=[start + i * FIVE_MIN for i in range(v.size)]))
+    first_day = out.filter(pl.col("timestamp") < day(1))
+    assert first_day["anomaly_score"].max() == 0.0  # no history yet
+    assert out[30 * 12]["anomaly_score"].item() >= 0.3
+    assert out[30 * 12]["anomaly_score"].item() == out.filter(pl.col("timestamp") >= day(1))["anomaly_score"].max()
+
+
+def test_a_drop_in_a_heavy_tailed_byte_counter_is_flagged() -> None:
+    rng = np.random.default_rng(13)
+    n = 10 * 288
+    v = 2e6 * np.exp(rng.normal(0.0, 0.4, n))
+    burst = rng.random(n) < 0.01
+    v[burst] *= rng.uniform(5.0, 30.0, int(burst.sum()))  # benign bursts, far above the usual level
+    onset = 9 * 288 + 100
+    v[onset : onset + 36] *= 0.02  # the traffic stops for three hours
+    out = score_points(stream(np.round(v), metric="network_in"))
+    drop = out[onset : onset + 36]["anomaly_score"].max()
+    assert drop >= 0.5  # type: ignore[operator]
+    assert drop > out[3 * 288 : onset]["anomaly_score"].quantile(0.999)  # type: ignore[operator]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # robustness
 

@@ -17,8 +17,10 @@ Guarantees
   most 36 h); novelty looks back 6 hourly cells, the echo step one more (< 9 h). Total < 13.9 days.
 - **Any cadence, irregular samples**: history lives on a grid of UTC hours per stream ("cells"); the local
   context is the previous points, counted only within `LOCAL_CAP` (12 h). Surprise is counted per point, so a
-  score means about the same at 1 min, 5 min or 1 h. Warm-up: scores start once the stream has at least 8
-  hours of history in complete previous UTC days (at most 2 days after its first point).
+  score means about the same at 1 min, 5 min or 1 h. Warm-up: scores start on the first UTC day after the
+  stream's first day that has at least 3 hours of points (so 1 to 2 days after its first point; a stream
+  starting late in a UTC day waits one more day); until a component has 8 hours of calibration history it is
+  calibrated against a conservative prior (step 4).
 
 Design of the ensemble
 ----------------------
@@ -27,9 +29,12 @@ Design of the ensemble
    order statistics of these over the 7 complete UTC days before the current day, recomputed once a day: a
    reference that does not chase an incident in progress.
 2. *Noise scale* `scale`: the mean |first difference| at this hour of the day over the previous 7 days
-   (median across days, x 0.886, the Gaussian factor), never below half of the stream's overall level.
-   Differences ignore trends and seasonality; the per-hour view follows heteroscedastic streams (noisier at
-   their daily peak); medians across hours and days shrug off spikes.
+   (median across days, x 0.886, the Gaussian factor), never below half of the stream's overall level, nor
+   below `STEP_FLOOR` times the typical *non-zero* move (median over hours and days of the mean non-zero
+   |first difference|). Differences ignore trends and seasonality; the per-hour view follows heteroscedastic
+   streams (noisier at their daily peak); medians across hours and days shrug off spikes. The step floor
+   keeps quantised and step-like streams (integer counts, autoscaling groups, 1 % CPU steps: mostly flat,
+   MAD 0) from measuring every one-step move in thousands of "sigmas".
 3. *Components*, as magnitudes in noise units. For a metric whose name says "up is bad" (latency, errors,
    memory, timeouts, …) a downward move counts `DOWN_WEIGHT_UP_IS_BAD`; unknown names are two-sided.
    - `spike`: the value against the median of the previous 5 points (sudden onsets, single spikes);
@@ -41,8 +46,13 @@ Design of the ensemble
      of those samples. Catches "normal value at the wrong time" and drifts;
    - `sustained`: the same against the median of about the last 27 points (a median of medians of 3; 2¼ h at
      5 min): evidence that accumulates while a moderate shift persists (CUSUM-like, but exact);
-   - `range`: the 3-point median beyond the min/max of the 3-point median over the previous 7 days, in
-     tenths of that range (a level never seen in the last week);
+   - `range`: the 3-point median (a new extreme) or the 9-point median (a new level, confirmed by 5 points)
+     beyond the min/max of the same statistic over the previous 7 days (a level never seen in the last
+     week). The excess above the max counts in tenths of twice the distance from the typical level (median
+     of the daily medians) up to the max, and below the min likewise downwards, so a skewed stream (bursty
+     byte counters, latencies) is judged by its own side: a drop towards zero is not measured against the
+     height of its bursts. Where the record sits far above a typical day's extreme (a heavy tail, records
+     are routine) the unit is at least `RANGE_TAIL` times that distance;
    - `volatility`: median |first difference| of the last 5 points against the noise scale (noise bursts);
    - `flatline`: the value has stayed exactly constant twice as long as the longest constant run of the
      previous 7 days (a stuck metric); step-shaped, so it fires once;
@@ -59,7 +69,9 @@ Design of the ensemble
    shallower of the two slopes (heavy-tailed or lumpy histories extrapolate gently), plus ln(points per hour)
    to count in points. A magnitude the history already reached is therefore at most "once in K hours", and
    one reached at this time of day (±1 h) on one of those days is capped lower (a daily cron peak is not
-   news). Surprise maps to [0, 1) as `L² / (L² + ln(2016)²)`: 1 in 2016 points (a week at 5 min) -> 0.5.
+   news). With fewer than 8 hours of history (a stream's second day) the anchors are the conservative
+   `PRIOR_ANCHORS` (magnitudes 4, 6 and 10 for once in 2 h, 10 h and a day) instead of silence.
+   Surprise maps to [0, 1) as `L² / (L² + ln(2016)²)`: 1 in 2016 points (a week at 5 min) -> 0.5.
    Volatility, level and sustained are weaker or redundant evidence: their surprise counts 0.8, 0.85, 0.9.
 5. *Novelty* (alert suppression), per component: a component keeps its score only where it exceeds its own
    maximum over the earlier points of the current hour and the previous `SUPPRESSION_HOURS` hours by a
@@ -96,10 +108,12 @@ CALIBRATION_DAYS = 4
 SUPPRESSION_HOURS = 6
 ECHO_HOURS = 1
 NOVELTY_MARGIN = 0.1
-DOWN_WEIGHT_UP_IS_BAD = 0.3
+DOWN_WEIGHT_UP_IS_BAD = 0.5
 RECOVERY_WEIGHT = 0.3
 RANGE_UNITS = 10.0  # range excess in tenths of the historical range
+RANGE_TAIL = 0.5  # heavy tails: range excess at least in this share of (record - a typical day's extreme)
 GAP_WEIGHT = 2.0
+STEP_FLOOR = 0.5  # the noise scale is at least this share of the typical non-zero move
 FLAT_BONUS = 2.0
 RUN_CAP = dt.timedelta(hours=6)  # gaps and constant runs longer than this count as this long
 
@@ -139,6 +153,7 @@ TAIL_SLOPE_MAX = 6.0
 ANCHOR_FLOOR = 1.0  # anchors of a near-silent component sit at one unit
 ANCHOR_GAP = 0.35  # anchors at least this far apart in log-magnitude (x1.4)
 MIN_HISTORY_HOURS = 8
+PRIOR_ANCHORS = (4.0, 6.0, 10.0, 24.0)  # median, q90 and max of hourly maxima, hours: too little history
 
 _US = 1_000_000
 _HOUR_US = 3600 * _US
@@ -370,7 +385,6 @@ class _Anchors:
     lower: np.ndarray
     upper: np.ndarray
     slope: np.ndarray
-    ok: np.ndarray
 
 
 def _anchors(cell_max: np.ndarray) -> _Anchors:
@@ -388,7 +402,16 @@ def _anchors(cell_max: np.ndarray) -> _Anchors:
         lower = (_LN10 - _LN2) / (l90 - l50)
         upper = (lk - _LN10) / (lmx - l90)
     slope = np.clip(np.fmin(lower, upper), TAIL_SLOPE_MIN, TAIL_SLOPE_MAX)
-    return _Anchors(l50, l90, lmx, lk, lower, upper, slope, hours >= MIN_HISTORY_HOURS)
+    prior = hours < MIN_HISTORY_HOURS  # too little history: a conservative prior instead of silence
+    p50, p90, pmx, phours = (float(np.log(v)) for v in PRIOR_ANCHORS)
+    l50 = np.where(prior, p50, l50)
+    l90 = np.where(prior, p90, l90)
+    lmx = np.where(prior, pmx, lmx)
+    lk = np.where(prior, phours, lk)
+    lower = np.where(prior, (_LN10 - _LN2) / (p90 - p50), lower)
+    upper = np.where(prior, (phours - _LN10) / (pmx - p90), upper)
+    slope = np.where(prior, np.clip(np.fmin(lower, upper), TAIL_SLOPE_MIN, TAIL_SLOPE_MAX), slope)
+    return _Anchors(l50, l90, lmx, lk, lower, upper, slope)
 
 
 def _surprise(lm: np.ndarray, day: np.ndarray, a: _Anchors) -> np.ndarray:
@@ -398,7 +421,7 @@ def _surprise(lm: np.ndarray, day: np.ndarray, a: _Anchors) -> np.ndarray:
     mid = _LN10 + (lm - l90) * a.upper[day]
     high = lk + (lm - lmx) * a.slope[day]
     lrp = np.where(lm <= l90, low, np.where(lm <= lmx, mid, high))
-    lrp = np.where(a.ok[day] & (lm >= l50), lrp, 0.0)
+    lrp = np.where(lm >= l50, lrp, 0.0)
     return np.clip(np.nan_to_num(lrp, nan=0.0), 0.0, 50.0)
 
 
@@ -467,17 +490,34 @@ def _score_chunk(
     with np.errstate(invalid="ignore", divide="ignore"):
         g_diff = grid(np.where(d_cnt > 0, d_sum / d_cnt, np.nan))
     g_level = grid(trimmed)
+    # the typical size of a non-zero move: the resolution of quantised streams (integer counts, 1 % steps)
+    nz = d_ok & (absdiff > 0)
+    nz_cnt = np.add.reduceat(nz.astype(np.float64), cell_starts)
+    nz_sum = np.add.reduceat(np.where(nz, absdiff, 0.0), cell_starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g_step = grid(np.where(nz_cnt > 0, nz_sum / nz_cnt, np.nan))
 
     # ---- per-day history over the BASELINE_DAYS complete days before each day
     noise_day = _ABSDIFF_TO_SIGMA * _prev_days(_daily_quantiles(g_diff)[0], BASELINE_DAYS, "median")
     hist_cells = _prev_days(_daily_count(g_diff), BASELINE_DAYS, "sum")
-    # the range of the 3-point median over the previous days (compared like with like below)
-    hist_hi = _prev_days(_daily_max(grid(np.fmax.reduceat(last3, cell_starts))), BASELINE_DAYS, "max")
-    hist_lo = -_prev_days(_daily_max(grid(np.fmax.reduceat(-last3, cell_starts))), BASELINE_DAYS, "max")
+    # the range of the 3- and 9-point medians over the previous days (compared like with like below), and the
+    # median of their daily extremes: how far the record sits above a typical day says how heavy the tail is
+    ranges = {}
+    for key, series in (("3", last3), ("9", last9)):
+        day_hi = _daily_max(grid(np.fmax.reduceat(series, cell_starts)))
+        day_lo = _daily_max(grid(np.fmax.reduceat(-series, cell_starts)))
+        ranges[key] = (
+            _prev_days(day_hi, BASELINE_DAYS, "max"),
+            _prev_days(day_hi, BASELINE_DAYS, "median"),
+            -_prev_days(day_lo, BASELINE_DAYS, "max"),
+            -_prev_days(day_lo, BASELINE_DAYS, "median"),
+        )
     raw_spread = _prev_days(_daily_max(grid(c_max)), BASELINE_DAYS, "max") + _prev_days(
         _daily_max(grid(-c_min)), BASELINE_DAYS, "max"
     )
     noise_day = np.fmax(noise_day, np.maximum(1e-3 * np.nan_to_num(raw_spread), 1e-9))
+    level_mid = _prev_days(_daily_quantiles(g_level)[0], BASELINE_DAYS, "median")
+    step_day = _prev_days(_daily_quantiles(g_step)[0], BASELINE_DAYS, "median")
     dt_typ = _prev_days(_daily_quantiles(grid(np.fmin.reduceat(dt_prev, cell_starts)))[0], BASELINE_DAYS, "median")
     dt_max = _prev_days(_daily_max(grid(np.fmax.reduceat(dt_prev, cell_starts))), BASELINE_DAYS, "max")
     flat_max = _prev_days(_daily_max(grid(np.fmax.reduceat(flat_us, cell_starts))), BASELINE_DAYS, "max")
@@ -496,6 +536,7 @@ def _score_chunk(
     sigma_d = noise_day[row_day]
     nh = noise_hour[cell]
     sigma = np.where(np.isnan(nh), sigma_d, np.fmax(nh, 0.5 * sigma_d))
+    sigma = np.fmax(sigma, STEP_FLOOR * step_day[row_day])
     frac = (t % _HOUR_US) / _HOUR_US - 0.5
     nb = cell + np.where(frac >= 0, 1, -1)
     w = np.abs(frac)
@@ -518,15 +559,20 @@ def _score_chunk(
     normal = np.where(np.isnan(seasonal), weekly, seasonal)
     toward_spike = np.abs(x - normal) < np.abs(prev5 - normal)
     toward_level = np.abs(last3 - normal) < np.abs(prev5_lag2 - normal)
-    hi_r, lo_r = hist_hi[row_day], hist_lo[row_day]
-    range_unit = np.fmax(hi_r - lo_r, 4.0 * sigma) / RANGE_UNITS
-    beyond = np.where(last3 > hi_r, last3 - hi_r, np.where(last3 < lo_r, last3 - lo_r, 0.0))
+    beyond = np.zeros(n)
+    for key, series in (("3", last3), ("9", last9)):
+        hi, hi_typ, lo, lo_typ = (a[row_day] for a in ranges[key])
+        mid = np.clip(level_mid[row_day], lo, hi)
+        unit_hi = np.fmax(np.fmax(2.0 * (hi - mid), 4.0 * sigma) / RANGE_UNITS, RANGE_TAIL * (hi - hi_typ))
+        unit_lo = np.fmax(np.fmax(2.0 * (mid - lo), 4.0 * sigma) / RANGE_UNITS, RANGE_TAIL * (lo_typ - lo))
+        excess = np.where(series > hi, (series - hi) / unit_hi, np.where(series < lo, (series - lo) / unit_lo, 0.0))
+        beyond = np.where(np.abs(excess) > np.abs(beyond), excess, beyond)
     mags = {
         "spike": magnitude((x - prev5) / sigma) * np.where(toward_spike, RECOVERY_WEIGHT, 1.0),
         "level": magnitude((last3 - prev5_lag2) / sigma) * np.where(toward_level, RECOVERY_WEIGHT, 1.0),
         "seasonal": magnitude(_closer((last3 - seasonal) / season_sigma, (last3 - weekly) / season_sigma)),
         "sustained": magnitude(_closer((last27 - seasonal) / season_sigma, (last27 - weekly) / season_sigma)),
-        "range": magnitude(beyond / range_unit),
+        "range": magnitude(beyond),
         "volatility": np.where(enough, local_vol / (sigma / _ABSDIFF_TO_SIGMA) - 1.0, np.nan),
     }
 

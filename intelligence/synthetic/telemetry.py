@@ -30,6 +30,9 @@ What it simulates, per host:
   Severity is drawn per incident; a share (`subtle_share`) is subtle (a few noise sigmas at most). Onsets are
   sudden or ramped. Incidents start after `warmup_days` and never overlap on one host.
 
+A second generator, `simulate_cloud_streams`, makes independent single streams shaped like real machine and
+cloud metrics (no shared hosts), with labelled anomaly onsets; see its docstring.
+
 Output (`generate_telemetry`):
 
 - `landing/telemetry/<host>/<metric>/<YYYY-MM-DD>.csv` with header `timestamp,value`, one file per stream and UTC
@@ -54,7 +57,12 @@ The benchmark corpus (`bench/telemetry_detectors.py`, `BENCH_CORPORA` below) is:
   otherwise: 2 incidents per host on average, 30 % subtle, 1 deploy per host and week, 1 gap per stream and
   week, 3 days of warm-up without incidents (2 at 1 min, 7 at 1 h);
 - held-out seeds 201, 202, 203 (5 min), 211 (1 min) and 221 (1 h) with the same shapes, never looked at while
-  tuning (3.5M points per set).
+  tuning (3.5M points per set);
+- `CLOUD_BENCH_CORPORA`: single-stream corpora from `simulate_cloud_streams` (independent series shaped like
+  real machine and cloud metrics: CPU, network and disk bytes, latency, temperature, request and instance
+  counts; mostly two weeks long, half without a daily pattern, steps, heavy tails, quantised values, idle
+  zeros, 1-4 anomalies each), tuning seeds 301-303 and held-out seeds 401-403, 60 streams each (~0.45M
+  points per corpus). Their anomalies mark onsets, so they are meant for NAB-style windows centred on them.
 
 CLI: `python -m intelligence.synthetic.telemetry --home DIR [--seed N --hosts N --days N --cadence SECONDS ...]`.
 This module imports nothing from `assets/` or `resources/`.
@@ -668,6 +676,318 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# single-stream cloud corpus: independent series shaped like real machine and cloud metrics
+
+#: Stream kinds of `simulate_cloud_streams`, named like the metrics they imitate.
+CLOUD_KINDS: tuple[str, ...] = (
+    "cpu_utilization",
+    "network_in",
+    "disk_write_bytes",
+    "request_latency",
+    "machine_temperature",
+    "request_count",
+    "instance_count",
+)
+#: Anomaly shapes per kind (a labelled anomaly is one of these at one onset).
+CLOUD_ANOMALIES: dict[str, tuple[str, ...]] = {
+    "cpu_utilization": ("spike", "level_shift", "saturation", "drop", "variance", "flatline", "ramp"),
+    "network_in": ("spike", "level_shift", "drop", "variance"),
+    "disk_write_bytes": ("spike", "level_shift", "drop", "variance"),
+    "request_latency": ("spike", "level_shift", "variance", "ramp"),
+    "machine_temperature": ("ramp", "drop", "level_shift", "spike", "flatline"),
+    "request_count": ("drop", "level_shift", "pattern_loss", "spike"),
+    "instance_count": ("level_shift", "variance", "drop"),
+}
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """Knobs of `simulate_cloud_streams`: how many independent streams, their cadence and spans (days)."""
+
+    seed: int = 0
+    streams: int = 60
+    cadence_seconds: int = 300
+    span_days: tuple[float, ...] = (14.0, 14.0, 14.0, 14.0, 21.0, 28.0, 42.0, 63.0)
+    subtle_share: float = 0.25
+    start: dt.date = dt.date(2024, 3, 1)
+    gaps_per_week: float = 0.5
+    jitter_seconds: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cadence_seconds < 1 or self.streams < 1 or not self.span_days or min(self.span_days) < 1:
+            raise ValueError(f"need cadence >= 1 s, streams >= 1 and spans >= 1 day, got {self}")
+        if not 0.0 <= self.subtle_share <= 1.0:
+            raise ValueError(f"subtle_share must be within [0, 1], got {self.subtle_share}")
+
+
+@dataclass(frozen=True)
+class CloudAnomaly:
+    """One labelled anomaly of one stream: its shape, onset, end of its effect and severity."""
+
+    host: str
+    metric: str
+    shape: str
+    start: dt.datetime
+    end: dt.datetime
+    severity: float
+    subtle: bool
+
+
+@dataclass(frozen=True)
+class CloudSimulation:
+    """Points (`host, metric, timestamp, value`, sorted), anomalies and labels (`[start, end]` per stream)."""
+
+    points: pl.DataFrame
+    anomalies: list[CloudAnomaly]
+    labels: dict[str, list[tuple[dt.datetime, dt.datetime]]]
+    config: CloudConfig
+
+
+def simulate_cloud_streams(config: CloudConfig) -> CloudSimulation:
+    """Independent streams of `CLOUD_KINDS`, 1-4 labelled anomalies each (a few have none); deterministic.
+
+    Unlike `simulate_telemetry` (hosts whose metrics share a load curve and incidents), each stream here stands
+    alone, the way public benchmark series do: a random start (time of day and weekday), a span drawn from
+    `span_days` (mostly two weeks: little history before the first anomaly), and the traits that make real
+    machine and cloud metrics hard — about half without any daily pattern, step changes from deploys and
+    autoscaling, heavy-tailed benign spikes, quantised values with long flat runs, idle periods at zero,
+    drift, and missing stretches. Benign events (spikes, steps, gaps) stay out of the labelled windows, so
+    every one of them is a chance for a false positive. Anomaly onsets fall in the last 85 % of a stream
+    (after NAB's probation), at least one NAB window width (10 % of the span / count) apart.
+    """
+    root = np.random.SeedSequence([config.seed, 4099])
+    seeds = root.spawn(config.streams)
+    base = dt.datetime.combine(config.start, dt.time(), tzinfo=dt.UTC).timestamp()
+    frames: list[pl.DataFrame] = []
+    anomalies: list[CloudAnomaly] = []
+    labels: dict[str, list[tuple[dt.datetime, dt.datetime]]] = {}
+    for i in range(config.streams):
+        rng = np.random.default_rng(seeds[i])
+        frame, found = _cloud_stream(i, base, config, rng)
+        frames.append(frame)
+        anomalies.extend(found)
+        key = f"{frame['host'][0]}/{frame['metric'][0]}"
+        labels[key] = sorted((a.start, a.end) for a in found)
+    points = pl.concat(frames, how="vertical").sort("host", "metric", "timestamp")
+    return CloudSimulation(points=points, anomalies=anomalies, labels=dict(sorted(labels.items())), config=config)
+
+
+def _daily_shape(hod: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A daily profile in [0, 1]: a peak at a random hour, peaky or broad."""
+    kappa = rng.uniform(0.5, 3.0)
+    peak = rng.uniform(0, 24)
+    shape = np.exp(kappa * (np.cos(2 * np.pi * (hod - peak) / 24.0) - 1.0))
+    return (shape - shape.min()) / max(float(np.ptp(shape)), 1e-9)
+
+
+def _cloud_stream(
+    i: int, base: float, cfg: CloudConfig, rng: np.random.Generator
+) -> tuple[pl.DataFrame, list[CloudAnomaly]]:
+    kind = CLOUD_KINDS[int(rng.integers(len(CLOUD_KINDS)))]
+    cad = float(cfg.cadence_seconds)
+    days = float(cfg.span_days[int(rng.integers(len(cfg.span_days)))])
+    n = max(int(days * _DAY // cad), 10)
+    t0 = base + float(rng.integers(0, int(7 * _DAY // cad))) * cad
+    t = t0 + np.arange(n, dtype=np.float64) * cad
+    hod = (t % _DAY) / _HOUR
+    weekday = ((t // _DAY).astype(np.int64) + 3) % 7
+    seasonal = rng.random() < {"request_count": 0.95, "machine_temperature": 0.4}.get(kind, 0.5)
+    daily = _daily_shape(hod, rng) if seasonal else np.zeros(n)
+    weekly = np.where(weekday >= 5, rng.uniform(0.5, 1.0), 1.0) if seasonal and rng.random() < 0.6 else 1.0
+    load = (daily * weekly) if seasonal else np.zeros(n)
+
+    # anomaly onsets (indices) in the last 85 %, a NAB window width apart
+    count = int(rng.choice([0, 1, 2, 3, 4], p=[0.05, 0.3, 0.33, 0.19, 0.13]))
+    width = int(0.1 * n / max(count, 1))
+    onsets: list[int] = []
+    for _ in range(50 * count):
+        if len(onsets) == count:
+            break
+        k = int(rng.integers(int(0.15 * n), int(0.95 * n)))
+        if all(abs(k - o) > width for o in onsets):
+            onsets.append(k)
+    onsets.sort()
+    quiet = np.zeros(n, dtype=bool)  # benign events stay out of the label windows
+    for o in onsets:
+        quiet[max(0, o - width // 2 - 6) : o + width // 2 + 6] = True
+
+    def benign_times(rate_per_day: float) -> np.ndarray:
+        k = rng.poisson(rate_per_day * days)
+        idx = rng.integers(0, n, k)
+        return np.sort(idx[~quiet[idx]])
+
+    def steps(rate_per_week: float, lo: float, hi: float) -> np.ndarray:
+        factor = np.ones(n)
+        for k in benign_times(rate_per_week / 7.0):
+            factor[k:] *= rng.uniform(lo, hi)
+        return factor
+
+    def spikes(rate_per_day: float, lo: float, hi: float) -> np.ndarray:
+        mult = np.ones(n)
+        for k in benign_times(rate_per_day):
+            mult[k : k + int(rng.integers(1, 3))] = rng.uniform(lo, hi)
+        return mult
+
+    drift = 1.0 + (rng.uniform(-0.3, 0.3) * (t - t0) / (n * cad) if rng.random() < 0.4 else 0.0)
+    heavy = rng.random() < 0.5
+    up_shapes = CLOUD_ANOMALIES[kind]
+    round_to = 0.0
+    match kind:
+        case "cpu_utilization":
+            level = float(np.exp(rng.uniform(np.log(1.5), np.log(50.0))))
+            sigma = level * rng.uniform(0.03, 0.2) + 0.05
+            clean = level * (1.0 + rng.uniform(0.3, 1.5) * load) * steps(0.8, 0.6, 1.6) * drift
+            clean = clean + _ar1(rng, n, cad, rng.uniform(300, 3600), sigma)
+            if heavy:
+                clean = clean + np.abs(rng.standard_t(2.5, n)) * sigma * rng.uniform(0.3, 1.5)
+            if heavy or rng.random() < 0.3:
+                clean = clean * spikes(rng.uniform(0.2, 2.0), 1.5, 4.0)
+            lo_clip, hi_clip = 0.0, 100.0
+            round_to = float(rng.choice([0.001, 0.001, 0.1, 0.5, 1.0]))
+        case "network_in" | "disk_write_bytes":
+            level = float(10 ** rng.uniform(4, 8))
+            noise = np.exp(_ar1(rng, n, cad, rng.uniform(300, 1800), rng.uniform(0.2, 0.8)))
+            clean = level * (0.3 + rng.uniform(0.5, 2.0) * load) * noise * steps(0.5, 0.5, 2.0)
+            clean = clean * spikes(rng.uniform(0.5, 5.0), 3.0, 20.0)
+            if kind == "disk_write_bytes" and rng.random() < 0.5:  # idle at zero between bursts
+                busy = _ar1(rng, n, cad, rng.uniform(600, 7200), 1.0) > rng.uniform(-0.5, 1.0)
+                clean = np.where(busy, clean, 0.0)
+            sigma = level * 0.3
+            lo_clip, hi_clip = 0.0, np.inf
+            round_to = 1.0
+        case "request_latency":
+            level = float(np.exp(rng.uniform(np.log(5.0), np.log(300.0))))
+            noise = np.exp(_ar1(rng, n, cad, rng.uniform(300, 1800), rng.uniform(0.05, 0.35)))
+            clean = level * (1.0 + rng.uniform(0.1, 0.8) * load) * noise * steps(0.7, 0.8, 1.3) * drift
+            if heavy:
+                clean = clean * spikes(rng.uniform(1.0, 8.0), 2.0, 6.0)
+            sigma = level * 0.15
+            lo_clip, hi_clip = 0.0, np.inf
+            round_to = float(rng.choice([0.001, 0.1, 1.0]))
+        case "machine_temperature":
+            level = rng.uniform(55.0, 90.0)
+            sigma = rng.uniform(0.3, 2.0)
+            clean = level + rng.uniform(2.0, 8.0) * load + _ar1(rng, n, cad, rng.uniform(3600, 6 * 3600), 3 * sigma)
+            clean = clean + _ar1(rng, n, cad, cad * 1.5, sigma) + (drift - 1.0) * 10.0
+            lo_clip, hi_clip = -50.0, 150.0
+            round_to = float(rng.choice([0.001, 0.01, 0.1]))
+        case "request_count":
+            level = float(np.exp(rng.uniform(np.log(5.0), np.log(2000.0))))
+            mult = (0.15 + load if seasonal else 1.0) * np.exp(_ar1(rng, n, cad, 3600, rng.uniform(0.03, 0.15)))
+            clean = level * mult * steps(0.3, 0.8, 1.25) * spikes(rng.uniform(0.0, 1.0), 1.5, 3.0)
+            sigma = float(np.sqrt(level))
+            lo_clip, hi_clip = 0.0, np.inf
+            round_to = 1.0
+        case _:  # instance_count: an autoscaling group, integer and step-like
+            level = float(rng.integers(1, 12))
+            desired = level * (1.0 + rng.uniform(0.0, 1.5) * load) * steps(0.3, 0.7, 1.4)
+            desired = desired + _ar1(rng, n, cad, 4 * 3600, 0.3)
+            clean = np.empty(n)
+            current = round(float(desired[0]))
+            for k in range(n):  # scale only on a clear change (hysteresis): long flat runs
+                if abs(desired[k] - current) > 0.75:
+                    current = round(float(desired[k]))
+                clean[k] = current
+            sigma = 0.5
+            lo_clip, hi_clip = 0.0, np.inf
+            round_to = 1.0
+
+    values = np.asarray(clean, dtype=np.float64).copy()
+    lo5, hi95, top = (float(q) for q in np.quantile(values, [0.05, 0.95, 0.999]))
+    spread = max(hi95 - lo5, 4.0 * sigma, 1e-6)
+    found: list[tuple[str, int, int, float, bool]] = []
+    for o in onsets:
+        shape = up_shapes[int(rng.integers(len(up_shapes)))]
+        subtle = bool(rng.random() < cfg.subtle_share)
+        sev = float(rng.uniform(0.15, 0.4) if subtle else rng.uniform(0.5, 2.0))
+        length = int(np.exp(rng.uniform(np.log(_HOUR), np.log(48 * _HOUR))) // cad) + 1
+        end = min(n, o + length)
+        seg = slice(o, end)
+        sign = -1.0 if rng.random() < 0.3 else 1.0
+        match shape:
+            case "spike":
+                end = min(n, o + int(rng.integers(1, 4)))
+                seg = slice(o, end)
+                peak = (hi95 if subtle else max(hi95, top)) + sev * spread
+                if sign < 0 and kind == "machine_temperature":
+                    peak = lo5 - sev * spread
+                values[seg] = peak * rng.uniform(0.9, 1.1, end - o)
+            case "level_shift":
+                if rng.random() < 0.3:
+                    end = n
+                    seg = slice(o, end)
+                if kind in ("network_in", "disk_write_bytes", "request_count", "request_latency"):
+                    values[seg] *= (1.0 + 2.0 * sev) ** sign
+                else:
+                    values[seg] += sign * sev * spread
+            case "saturation":
+                end = min(n, o + max(2, length // 4))
+                seg = slice(o, end)
+                values[seg] = values[seg] + (rng.uniform(92, 100) - values[seg]) * min(1.0, 0.4 + sev / 2)
+            case "drop":
+                end = min(n, o + max(2, length // 4))
+                seg = slice(o, end)
+                floor = lo5 - sev * spread * 0.5 if kind == "machine_temperature" else 0.0
+                values[seg] = floor + (values[seg] - floor) * (0.05 if not subtle else 0.6) * rng.random()
+            case "variance":
+                seg_len = end - o
+                local = np.median(values[max(0, o - 288) : o]) if o > 0 else values[o]
+                values[seg] = (
+                    local + (values[seg] - local) * (1.0 + 3.0 * sev) + rng.normal(0, sev * spread * 0.5, seg_len)
+                )
+            case "ramp":
+                rise = np.linspace(0.0, 1.0, end - o) ** rng.uniform(1.0, 2.0)
+                values[seg] += sign * 1.5 * sev * spread * rise
+            case "flatline":
+                values[seg] = values[o]
+            case "pattern_loss":
+                values[seg] = np.median(values[max(0, o - 2016) : o]) * rng.uniform(0.9, 1.1)
+        found.append((shape, o, end, sev, subtle))
+    values = np.clip(values, lo_clip, hi_clip)
+    if round_to:
+        values = np.round(values / round_to) * round_to
+    if kind in ("network_in", "disk_write_bytes", "request_count", "instance_count"):
+        values = np.round(values)
+
+    keep = np.ones(n, dtype=bool)
+    busy = np.zeros(n, dtype=bool)
+    for _, o, end, _, _ in found:
+        busy[max(0, o - int(2 * _HOUR // cad)) : end + int(2 * _HOUR // cad)] = True
+    for _ in range(rng.poisson(cfg.gaps_per_week * days / 7.0)):
+        g0 = int(rng.integers(0, n))
+        g1 = g0 + int(np.exp(rng.uniform(np.log(600), np.log(6 * _HOUR))) // cad) + 1
+        if not busy[g0:g1].any():
+            keep[g0:g1] = False
+    keep[0] = True
+    ts = t[keep]
+    jitter = min(cfg.jitter_seconds, (cfg.cadence_seconds - 1) // 2)
+    if jitter > 0:
+        ts = ts + rng.integers(-jitter, jitter + 1, ts.size)
+    host = f"{kind.split('_')[0]}-{i:03d}"
+    frame = pl.DataFrame(
+        {
+            "host": pl.Series([host] * ts.size, dtype=pl.String),
+            "metric": pl.Series([kind] * ts.size, dtype=pl.String),
+            "timestamp": pl.Series((np.round(ts) * 1_000_000).astype(np.int64)).cast(pl.Datetime("us", "UTC")),
+            "value": pl.Series(values[keep], dtype=pl.Float64),
+        }
+    )
+    out = [
+        CloudAnomaly(
+            host=host,
+            metric=kind,
+            shape=shape,
+            start=_from_epoch(t[o]),
+            end=_from_epoch(t[min(end, n) - 1]),
+            severity=round(sev, 4),
+            subtle=subtle,
+        )
+        for shape, o, end, sev, subtle in found
+    ]
+    return frame, out
+
+
+# --------------------------------------------------------------------------------------------------------------
 # benchmark corpus and CLI
 
 #: The labelled corpora of `bench/telemetry_detectors.py`: (set, config). Do not tune on the "holdout" set.
@@ -682,6 +1002,17 @@ BENCH_CORPORA: tuple[tuple[str, TelemetryConfig], ...] = (
     ("holdout", TelemetryConfig(seed=203, heavy_tail_share=0.5)),
     ("holdout", TelemetryConfig(seed=211, hosts=8, days=7, cadence_seconds=60, warmup_days=2.0)),
     ("holdout", TelemetryConfig(seed=221, hosts=12, days=84, cadence_seconds=3600, warmup_days=7.0)),
+)
+
+#: The single-stream cloud corpora of the benchmark (`simulate_cloud_streams`), split the same way: 3 x 60
+#: independent 5-minute streams per set. Do not tune on the "holdout" set.
+CLOUD_BENCH_CORPORA: tuple[tuple[str, CloudConfig], ...] = (
+    ("tuning", CloudConfig(seed=301)),
+    ("tuning", CloudConfig(seed=302)),
+    ("tuning", CloudConfig(seed=303, jitter_seconds=5)),
+    ("holdout", CloudConfig(seed=401)),
+    ("holdout", CloudConfig(seed=402)),
+    ("holdout", CloudConfig(seed=403, jitter_seconds=5)),
 )
 
 

@@ -199,6 +199,10 @@ class LandingWatcher:
             if stat.S_ISDIR(st.st_mode):
                 rejections.append(Rejection(path, "a folder where files are expected"))
                 continue
+            if not stat.S_ISREG(st.st_mode):
+                # A pipe, socket or device: opening it could block the sensor, and the raw asset skips it.
+                rejections.append(Rejection(path, "not a regular file (a pipe, socket or device)"))
+                continue
             if not name.lower().endswith(DATA_SUFFIXES):
                 rejections.append(Rejection(path, f"unsupported file type (expected {', '.join(DATA_SUFFIXES)})"))
                 continue
@@ -234,6 +238,9 @@ class LandingWatcher:
         due.sort()  # oldest first, so a backlog drains in landing order
         for mtime, kind, rel in due[: self.max_folders]:
             files, settled = self._list(rel, now, rejections)
+            # A folder modified within the clock's granularity of this listing can take another file
+            # (with an old, preserved mtime) without its own mtime moving on: look again next tick.
+            settled = settled and now - mtime / 1e9 >= SETTLE_SECONDS
             result.folders_listed += 1
             digest = digest_files(files)
             known = folders.get(rel)

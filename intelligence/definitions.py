@@ -16,6 +16,16 @@ from assets.marketing import (
     web,
 )
 from assets.platform import module_health
+from assets.telemetry import (
+    anomaly_events,
+    anomaly_scores,
+    detection_quality,
+    diagnostics,
+    health_events,
+    incidents,
+    points,
+    tickets,
+)
 from intelligence.resources import build_resources
 from intelligence.schedules import monthly_attribution_schedule
 from intelligence.sensors import REJECTED_KEY, ROUTING_KEY, SENSORS
@@ -31,6 +41,18 @@ marketing_attribution: list[dg.AssetsDefinition | dg.AssetSpec] = [
     report.attribution_report,
     path_attribution.landing_paths,
     path_attribution.path_attribution,
+]
+
+telemetry = [
+    points.landing_telemetry,
+    points.points,
+    anomaly_scores.anomaly_scores,
+    health_events.health_events,
+    anomaly_events.anomaly_events,
+    incidents.incidents,
+    diagnostics.diagnostics,
+    tickets.tickets,
+    detection_quality.detection_quality,
 ]
 
 platform_specs = [
@@ -51,7 +73,7 @@ platform_specs = [
 ]
 
 defs = dg.Definitions(
-    assets=[*marketing_sources, *marketing_attribution, *platform_specs, module_health.module_health],
+    assets=[*marketing_sources, *marketing_attribution, *telemetry, *platform_specs, module_health.module_health],
     schedules=[monthly_attribution_schedule],
     sensors=SENSORS,
     resources=build_resources(),

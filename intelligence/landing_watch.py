@@ -22,11 +22,14 @@ Everything that does not fit the layout is reported once as a rejected landing w
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import json
 import os
 import re
 import stat
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,12 +260,26 @@ class LandingWatcher:
         return result
 
 
+def dump_cursor(cursor: dict[str, Any]) -> str:
+    """The cursor as Dagster stores it: compressed JSON (a tick row keeps a copy of it)."""
+    raw = json.dumps(cursor, separators=(",", ":"), sort_keys=True).encode()
+    return "z:" + base64.b64encode(zlib.compress(raw, 9)).decode()
+
+
+def load_cursor(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    if text.startswith("z:"):
+        return dict(json.loads(zlib.decompress(base64.b64decode(text[2:]))))
+    return dict(json.loads(text))  # uncompressed cursors of earlier versions
+
+
 def digest_files(files: list[tuple[str, int, int]]) -> str:
     """The identity of a set of files: their names, sizes and modification times."""
     h = hashlib.sha256()
     for name, size, mtime in sorted(files):
         h.update(f"{name}\0{size}\0{mtime}\n".encode())
-    return h.hexdigest()[:24]
+    return h.hexdigest()[:16]
 
 
 def _rejection_key(rejection: Rejection) -> str:

@@ -84,3 +84,10 @@ def multi_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefini
     if kwargs.get("partitions_def") is not None:
         kwargs.setdefault("backfill_policy", dg.BackfillPolicy.single_run())
     return _decorator(dg.multi_asset, **kwargs)
+
+
+# Event-driven modules follow their inputs as soon as those are updated (declarative automation).
+EAGER = dg.AutomationCondition.eager()
+# For modules reading a window of earlier partitions (some of which may legitimately never exist,
+# e.g. days before a stream started): do not wait for every partition of the window.
+EAGER_ALLOWING_GAPS = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())

@@ -129,6 +129,7 @@ def replay(
     resources = build_resources(config)
     log = ReplayLog()
     cursor: str | None = None
+    launched: set[str] = set()  # run keys: like the daemon, launch each one once
     warehouse = resources["warehouse"]
     arrivals = arrival_days(config.truth)
     last = max(arrivals.values(), default=days[-1]) if days else None
@@ -139,9 +140,10 @@ def replay(
         tick = landing_sensor(
             dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=resources)
         )
-        assert isinstance(tick, dg.SensorResult)
-        cursor = tick.cursor
-        for request in merged(list(tick.run_requests or [])):
+        fresh = (tick.run_requests or []) if isinstance(tick, dg.SensorResult) else []
+        cursor = tick.cursor if isinstance(tick, dg.SensorResult) else cursor
+        for request in merged([r for r in fresh if r.run_key not in launched]):
+            launched.update(r for r in request.run_key.split("+") if r)
             result = execute(request, assets, resources, instance)
             log.runs += 1
             log.failed_runs += int(not result.success)
@@ -154,6 +156,9 @@ def replay(
                     log.switches.append(f"{day}: {description}")
                     notes.append(description)
             for request in health.run_requests or []:
+                if request.run_key in launched:
+                    continue
+                launched.add(request.run_key or "")
                 result = execute(request, assets, resources, instance)
                 log.runs += 1
                 log.failed_runs += int(not result.success)

@@ -20,7 +20,8 @@ from collections.abc import Iterable, Sequence
 import dagster as dg
 import polars as pl
 
-from intelligence.landing_watch import FolderChange, LandingWatcher, Rejection
+from assets.telemetry.points import LandingFile, index_path, read_index, read_landing_files, type_records
+from intelligence.landing_watch import FolderChange, LandingWatcher, Rejection, dump_cursor, load_cursor
 from intelligence.routing import (
     STANDARD,
     STRICT,
@@ -33,6 +34,7 @@ from intelligence.routing import (
     record_switch,
     route_on,
 )
+from intelligence.settings import settings
 from intelligence.sources import LANDING_DIGESTS
 from resources.alerts import AlertSink
 from resources.landing_zone import LandingZone
@@ -84,9 +86,11 @@ def _rejection_events(rejections: Iterable[Rejection]) -> list[dg.AssetObservati
     description="New landing files → runs of the source's day partitions (exactly once per set of files).",
     asset_selection=dg.AssetSelection.groups("marketing_sources", "marketing", "telemetry"),
 )
-def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone, warehouse: Warehouse) -> dg.SensorResult:
+def landing_sensor(
+    context: dg.SensorEvaluationContext, landing: LandingZone, warehouse: Warehouse
+) -> dg.SensorResult | dg.SkipReason:
     watcher = LandingWatcher(landing.root_path, MARKETING_SOURCES)
-    cursor = json.loads(context.cursor) if context.cursor else None
+    cursor = load_cursor(context.cursor)
     scan = watcher.scan(cursor)
     read = already_read(context.instance, [c for c in scan.changes if c.kind == "daily"])
     daily = [c for c in scan.changes if c.kind == "daily" and c.folder not in read]
@@ -106,11 +110,73 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone, wa
         f"({len(scan.changes) - len(daily) - sum(c.kind != 'daily' for c in scan.changes)} already read), "
         f"{len(requests)} runs requested, {len(scan.rejections)} rejected{' (more next tick)' if scan.more else ''}"
     )
-    return dg.SensorResult(
-        run_requests=requests,
-        cursor=json.dumps(scan.cursor, separators=(",", ":")),
-        asset_events=_rejection_events(scan.rejections),
-    )
+    cursor = dump_cursor(scan.cursor)
+    if not requests and not scan.rejections and cursor == context.cursor:
+        return dg.SkipReason("no new landing files")  # keeps the stored cursor as it is
+    return dg.SensorResult(run_requests=requests, cursor=cursor, asset_events=_rejection_events(scan.rejections))
+
+
+TELEMETRY_CHAIN = ("points", "anomaly_scores", "health_events", "anomaly_events", "incidents")
+
+
+def _telemetry_keys(*names: str) -> list[dg.AssetKey]:
+    return [dg.AssetKey(["telemetry", n + suffix]) for n in names for suffix in ("", "_quarantine")]
+
+
+def telemetry_requests(
+    changes: Sequence[FolderChange], landing: LandingZone, context: dg.SensorEvaluationContext
+) -> list[dg.RunRequest]:
+    """New or changed telemetry files → the days their rows fall into (from the points index, else by
+    reading the new files' timestamps). Today's data goes to `telemetry/points` and declarative
+    automation carries it down the chain; older days (late data, history) get the whole chain in one
+    run, since eager automation only acts on the latest partition."""
+    if not changes:
+        return []
+    index = read_index(index_path(str(settings().lake)))
+    known = {row[0]: (row[1], row[2]) for row in index.select("path", "size", "mtime_ns").iter_rows()}
+    new = []
+    for change in changes:
+        host, metric = change.folder.split("/")[1:3]
+        for name, size, mtime in change.files:
+            relative = f"{change.folder}/{name}"
+            if known.get(relative) != (size, mtime):
+                path = landing.resolve(relative)
+                new.append(LandingFile(path, relative, host, metric, size, mtime))
+    if not new:
+        return []
+    typed = type_records(read_landing_files(landing, new))
+    days = sorted(d for d in typed.get_column("day").drop_nulls().unique().to_list())
+    if not days:
+        return []
+    today = dt.datetime.now(dt.UTC).date()
+    digest = hashlib.sha256("".join(f"{c.folder}={c.digest};" for c in changes).encode()).hexdigest()[:20]
+    requests = []
+    for span in _spans(days):
+        first, last = span[0].isoformat(), span[-1].isoformat()
+        live = span == [today]
+        tags = {"intelligence/landing": f"telemetry {first}..{last}"}
+        if first != last:
+            tags |= {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+        requests.append(
+            dg.RunRequest(
+                run_key=f"landing:telemetry:{first}..{last}:{digest}",
+                partition_key=first if first == last else None,
+                asset_selection=_telemetry_keys("points") if live else _telemetry_keys(*TELEMETRY_CHAIN),
+                tags=tags,
+            )
+        )
+    context.log.info(f"{len(new)} new telemetry file(s) with rows on {len(days)} day(s)")
+    return requests
+
+
+def _spans(days: Sequence[dt.date]) -> list[list[dt.date]]:
+    spans: list[list[dt.date]] = []
+    for day in sorted(days):
+        if spans and day == spans[-1][-1] + dt.timedelta(days=1):
+            spans[-1].append(day)
+        else:
+            spans.append([day])
+    return spans
 
 
 def already_read(instance: dg.DagsterInstance, changes: Sequence[FolderChange]) -> set[str]:
@@ -243,23 +309,40 @@ def source_health_sensor(
                 },
             )
         )
-        if switch.affected:
-            first, last = switch.affected[0].isoformat(), switch.affected[-1].isoformat()
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"reroute:{source}:{switch.route}:{switch.effective_from}:{now.isoformat()}",
-                    asset_selection=_keys(f"strict_cleansed_{source}", "touchpoints"),
-                    tags={
-                        "dagster/asset_partition_range_start": first,
-                        "dagster/asset_partition_range_end": last,
-                        REROUTE_TAG: source,
-                        MONTHS_TAG: ",".join(_month_keys(switch.affected)),
-                    },
-                )
-            )
-    if not events:
+    # The re-run of every source's latest switch to strict is requested on every tick under a run key
+    # made from the recorded switch: Dagster launches it once, and a tick that failed after
+    # recording a switch (but before returning its request) is healed by the next one.
+    for source in MARKETING_SOURCES:
+        request = reroute_request(routes, source)
+        if request is not None:
+            requests.append(request)
+    if not events and not requests:
         return dg.SkipReason("every source is on the right route")
     return dg.SensorResult(run_requests=requests, asset_events=events)
+
+
+def reroute_request(routes: pl.DataFrame, source: str) -> dg.RunRequest | None:
+    """The run re-cleansing the affected days of a source's latest switch to strict, if it is on strict."""
+    mine = routes.filter(pl.col("source") == source).sort("changed_at")
+    if mine.height == 0:
+        return None
+    last = mine.row(-1, named=True)
+    affected = json.loads(last["evidence"] or "{}").get("affected")
+    if last["route"] != STRICT or not affected:
+        return None
+    first_day, last_day = affected
+    start, end = dt.date.fromisoformat(first_day), dt.date.fromisoformat(last_day)
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    return dg.RunRequest(
+        run_key=f"reroute:{source}:{STRICT}:{last['effective_from']}:{last['changed_at'].isoformat()}",
+        asset_selection=_keys(f"strict_cleansed_{source}", "touchpoints"),
+        tags={
+            "dagster/asset_partition_range_start": first_day,
+            "dagster/asset_partition_range_end": last_day,
+            REROUTE_TAG: source,
+            MONTHS_TAG: ",".join(_month_keys(days)),
+        },
+    )
 
 
 @dg.run_status_sensor(
@@ -326,4 +409,56 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     description="Declarative automation of the event-driven modules (eager downstream of new data).",
 )
 
-SENSORS = [landing_sensor, source_health_sensor, reroute_followup_sensor, run_failure_alert_sensor, automation_sensor]
+
+# -- telemetry: new incidents → diagnostics and tickets -----------------------------------------------
+
+INCIDENTS_KEY = dg.AssetKey(["telemetry", "incidents"])
+
+
+@dg.sensor(
+    name="incident_sensor",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="New or updated telemetry/incidents partitions → diagnostics and tickets for those days.",
+    asset_selection=dg.AssetSelection.groups("telemetry"),
+)
+def incident_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    # A plain sensor over the materialization records (not @asset_sensor, which sees only the latest
+    # event): a backfill materializes many partitions at once, and every one of them needs a diagnosis.
+    after = int(context.cursor) if context.cursor else None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=INCIDENTS_KEY, after_storage_id=after), limit=1000, ascending=True
+    ).records
+    if not records:
+        return dg.SkipReason("no new incidents partitions")
+    days = sorted(
+        {dt.date.fromisoformat(r.partition_key) for r in records if r.partition_key is not None}  # type: ignore[attr-defined]
+    )
+    last_id = max(r.storage_id for r in records)
+    requests = []
+    for span in _spans(days):
+        first, last = span[0].isoformat(), span[-1].isoformat()
+        tags = (
+            {}
+            if first == last
+            else {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+        )
+        requests.append(
+            dg.RunRequest(
+                run_key=f"telemetry-diagnose:{first}..{last}:{last_id}",
+                partition_key=first if first == last else None,
+                asset_selection=[*_telemetry_keys("diagnostics"), dg.AssetKey(["telemetry", "tickets"])],
+                tags=tags,
+            )
+        )
+    return dg.SensorResult(run_requests=requests, cursor=str(last_id))
+
+
+SENSORS = [
+    landing_sensor,
+    source_health_sensor,
+    reroute_followup_sensor,
+    run_failure_alert_sensor,
+    incident_sensor,
+    automation_sensor,
+]

@@ -20,6 +20,7 @@ import polars as pl
 
 from assets.marketing import ads, crm, email, social, web
 from assets.marketing import identity as identity_module
+from intelligence import policy
 from intelligence.cleansing import PARTITION_DATE
 from intelligence.contracts import Contract
 from intelligence.frames import conform
@@ -334,7 +335,7 @@ def routed_inputs(
         **{f"strict_{source}": _cleansed(source, STRICT) for source in SOURCES},
         "identity": dg.AssetIn(["marketing", "identity"], metadata={"allow_missing_partitions": True}),
     },
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=policy.EAGER_ALLOWING_GAPS,
 )
 def touchpoints(
     context: dg.AssetExecutionContext,

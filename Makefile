@@ -46,7 +46,7 @@ typecheck: install
 	$(BIN)/mypy intelligence assets resources
 
 pytest: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 # The whole test suite: lint, types, tests. `.ci/run` calls exactly this.
 test: lint typecheck pytest

@@ -103,6 +103,7 @@ def landing_sensor(
         for c in scan.changes
         if c.kind == "paths"
     ]
+    requests += telemetry_requests([c for c in scan.changes if c.kind == "telemetry"], landing, context)
     for rejection in scan.rejections:
         context.log.warning(f"rejected landing {rejection.path}: {rejection.reason}")
     context.log.info(

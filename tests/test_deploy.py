@@ -424,7 +424,7 @@ def test_dockerfile_builds_a_slim_pinned_non_root_image_with_a_healthcheck() -> 
     text = _dockerfile()
     assert _dockerfile_instruction("FROM") == ["python:3.11-slim-bookworm"]
     assert "pip install -c constraints.txt -r /tmp/requirements.txt" in text
-    assert "pip install --no-deps -c constraints.txt -e ." in text
+    assert "pip install --no-deps -c constraints.txt ." in text
     users = _dockerfile_instruction("USER")
     assert users and users[-1].split(":")[0] not in {"root", "0"}
     assert "grpc-health-check" in _dockerfile_instruction("HEALTHCHECK")[-1]

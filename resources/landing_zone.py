@@ -116,6 +116,11 @@ _TS_FORMATS = (
 
 def parse_timestamp_expr(col: str) -> pl.Expr:
     """ISO 8601 with or without zone (no zone means UTC), or epoch seconds/milliseconds → UTC."""
+    return pl.coalesce(_timestamp_attempts(col))
+
+
+def _timestamp_attempts(col: str) -> list[pl.Expr]:
+    """The ways a timestamp may be written, in order of precedence: the first that parses wins."""
     s = pl.col(col).str.strip_chars()
     attempts = [s.str.to_datetime(fmt, strict=False, time_zone="UTC", time_unit="us") for fmt in _TS_FORMATS]
     attempts.append(s.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
@@ -135,55 +140,61 @@ def parse_timestamp_expr(col: str) -> pl.Expr:
         .cast(pl.Datetime("us"))
         .dt.replace_time_zone("UTC")
     )
-    return pl.coalesce(attempts)
+    return attempts
 
 
-def _typed_expr(col: str, kind: ColumnType) -> tuple[pl.Expr, pl.Expr]:
-    """(typed value, reason-or-null) for one column of strings."""
-    raw = pl.col(col)
-    present = raw.is_not_null() & (raw.str.strip_chars() != "")
-    stripped = raw.str.strip_chars()
+def _typed_value(col: str, kind: ColumnType) -> tuple[pl.Expr, str | None]:
+    """(typed value of a present string, label of the failure when it does not parse) for one column."""
+    stripped = pl.col(col).str.strip_chars()
     if kind == "str":
-        value = pl.when(present).then(stripped).otherwise(None)
-        return value, pl.lit(None, pl.String)
+        return stripped, None
     if kind == "int":
         as_float = stripped.cast(pl.Float64, strict=False)
         as_int = stripped.cast(pl.Int64, strict=False)
         integral = as_float.is_finite() & (as_float == as_float.round(0)) & (as_float.abs() < 2**53)
-        value = pl.coalesce(as_int, pl.when(integral).then(as_float.cast(pl.Int64, strict=False)))
-        label = "not an integer"
-    elif kind == "float":
-        value = stripped.cast(pl.Float64, strict=False)
-        label = "not a number"
-    elif kind == "datetime":
-        value = parse_timestamp_expr(col)
-        label = "not a timestamp"
-    elif kind == "bool":
+        return pl.coalesce(as_int, pl.when(integral).then(as_float.cast(pl.Int64, strict=False))), "not an integer"
+    if kind == "float":
+        return stripped.cast(pl.Float64, strict=False), "not a number"
+    if kind == "datetime":  # the first format only: see `_finish_timestamps` for the others
+        return _timestamp_attempts(col)[0], "not a timestamp"
+    if kind == "bool":
         low = stripped.str.to_lowercase()
-        value = pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None)
-        label = "not a boolean"
-    else:  # pragma: no cover - guarded by the Literal type
-        raise ValueError(f"unknown column type {kind!r}")
-    failed = present & value.is_null()
-    reason = pl.when(failed).then(pl.format("{}: " + label + " ({})", pl.lit(col), stripped.str.slice(0, 40)))
-    return pl.when(present).then(value).otherwise(None), reason
+        return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None), "not a boolean"
+    raise ValueError(f"unknown column type {kind!r}")  # pragma: no cover - guarded by the Literal type
 
 
 def type_columns(strings: pl.DataFrame, columns: Mapping[str, ColumnType]) -> pl.DataFrame:
-    """Cast string columns to their declared types; values that do not parse become row errors."""
+    """Cast string columns to their declared types; values that do not parse become row errors.
+
+    Two passes: the typed values first, each computed once into a column, then the reasons from them.
+    In one expression the value of a column was needed three times (value, failure test, reason), and
+    a timestamp value is a dozen parse attempts: it was the bulk of the parser's time.
+    """
+    values: list[pl.Expr] = []
     typed: list[pl.Expr] = []
     reasons: list[pl.Expr] = []
-    for name, kind in columns.items():
-        value, reason = _typed_expr(name, kind)
-        typed.append(value.cast(_POLARS_TYPES[kind]).alias(name))
-        reasons.append(reason)
+    for index, (name, kind) in enumerate(columns.items()):
+        value, label = _typed_value(name, kind)
+        present, parsed = f"__present_{index}", f"__typed_{index}"
+        raw = pl.col(name)
+        values += [(raw.is_not_null() & (raw.str.strip_chars() != "")).alias(present), value.alias(parsed)]
+        typed.append(
+            pl.when(pl.col(present)).then(pl.col(parsed)).otherwise(None).cast(_POLARS_TYPES[kind]).alias(name)
+        )
+        if label is None:
+            reasons.append(pl.lit(None, pl.String))
+            continue
+        failed = pl.col(present) & pl.col(parsed).is_null()
+        shown = raw.str.strip_chars().str.slice(0, 40)
+        reasons.append(pl.when(failed).then(pl.format("{}: " + label + " ({})", pl.lit(name), shown)))
     value_reason = pl.concat_str(reasons, separator="; ", ignore_nulls=True) if reasons else pl.lit(None)
     value_reason = pl.when(value_reason == "").then(None).otherwise(value_reason)
     structural = pl.col(PARSE_REASON)
     reason = pl.coalesce(structural, value_reason)
     status = pl.when(reason.is_null()).then(pl.lit(PARSE_OK)).otherwise(pl.lit(PARSE_ERROR))
     raw_line = pl.when(reason.is_not_null()).then(pl.col(RAW))
-    return strings.select(
+    with_values = _finish_timestamps(strings.with_columns(values), columns)
+    return with_values.select(
         *typed,
         pl.col(SOURCE_FILE),
         pl.col(LINE).cast(pl.Int64),
@@ -191,6 +202,23 @@ def type_columns(strings: pl.DataFrame, columns: Mapping[str, ColumnType]) -> pl
         reason.alias(PARSE_REASON),
         raw_line.alias(RAW),
     )
+
+
+def _finish_timestamps(frame: pl.DataFrame, columns: Mapping[str, ColumnType]) -> pl.DataFrame:
+    """Parse the timestamps the first (canonical ISO) format did not, with every format, on those rows only.
+
+    Same result as `parse_timestamp_expr` on every row (where the first attempt parses, it wins the
+    coalesce), but the dozen other attempts, regexes included, run on the few odd values, not on all.
+    """
+    for index, (name, kind) in enumerate(columns.items()):
+        if kind != "datetime":
+            continue
+        parsed = f"__typed_{index}"
+        rows = frame.select((pl.col(f"__present_{index}") & pl.col(parsed).is_null()).arg_true()).to_series()
+        if rows.len():
+            rest = frame.select(pl.col(name).gather(rows)).select(parse_timestamp_expr(name)).to_series()
+            frame = frame.with_columns(frame.get_column(parsed).scatter(rows, rest))
+    return frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -499,6 +527,40 @@ def _json_value(value: object) -> str | None:
     return json.dumps(value, sort_keys=True)
 
 
+# A JSON Lines record that is one flat object of lower-case keys and plain string (no escapes) or null values,
+# as exporters write them. Such a line is valid JSON whose values are the text between the quotes, so polars
+# reads it without a Python round trip; every other line goes through `json.loads`.
+_JSON_STRING = r'"[^"\\\x00-\x1f]*"'
+_FLAT_VALUE = rf"[ \t]*:[ \t]*(?:{_JSON_STRING}|null)"
+_FLAT_PAIR = rf'"[a-z0-9_]+"{_FLAT_VALUE}'
+_FLAT_OBJECT = rf"^\{{[ \t]*(?:{_FLAT_PAIR}(?:[ \t]*,[ \t]*{_FLAT_PAIR})*)?[ \t]*\}}$"
+_KEY = re.compile(r'"([a-z0-9_]+)"')
+
+
+def _flat_records(lines: list[str], skip: set[int], expected: Sequence[str]) -> tuple[pl.DataFrame, set[str]]:
+    """Records of the lines that are flat string objects with some expected key and no repeated key:
+    (expected columns + line number + raw line, their keys). `parse_jsonl` reads the other lines itself."""
+    frame = pl.DataFrame({"line": lines}, schema={"line": pl.String}).with_row_index(LINE, offset=1)
+    frame = frame.filter(pl.col("line").str.contains(_FLAT_OBJECT))
+    if skip:
+        frame = frame.filter(~pl.col(LINE).is_in(list(skip)))
+    # The keys of a line, in order: what is left once the values are cut out. Few distinct ones per file.
+    frame = frame.with_columns(pl.col("line").str.replace_all(_FLAT_VALUE, "").alias("_keys"))
+    keys: set[str] = set()
+    usable = []
+    for signature in frame.get_column("_keys").unique().to_list():
+        names = _KEY.findall(signature)
+        if len(set(names)) == len(names) and any(name in expected for name in names):
+            usable.append(signature)
+            keys.update(names)
+    frame = frame.filter(pl.col("_keys").is_in(usable))
+    values = [
+        pl.col("line").str.extract(rf'"{re.escape(name)}"[ \t]*:[ \t]*"([^"]*)"', 1).alias(name) for name in expected
+    ]
+    records = frame.select(*values, pl.col(LINE).cast(pl.Int64), pl.col("line").alias(RAW))
+    return records, keys
+
+
 def parse_jsonl(
     data: bytes, columns: Mapping[str, ColumnType], source_file: str, report: FileReport | None = None
 ) -> pl.DataFrame:
@@ -511,9 +573,11 @@ def parse_jsonl(
     raws: list[str] = []
     errors = list(undecodable)
     bad = {n for n, _, _ in undecodable}
-    seen_keys: set[str] = set()
-    for number, line in enumerate(_split_lines(text or ""), start=1):
-        if number in bad or not line.strip():
+    physical = _split_lines(text or "")
+    flat, seen_keys = _flat_records(physical, bad, expected)
+    done = bad | set(flat.get_column(LINE).to_list())
+    for number, line in enumerate(physical, start=1):
+        if number in done or not line.strip():
             continue
         try:
             record = json.loads(line)
@@ -532,7 +596,7 @@ def parse_jsonl(
             cols[name].append(_json_value(keys.get(name)))
         lines.append(number)
         raws.append(line)
-    if not lines and not errors:
+    if not lines and not flat.height and not errors:
         report.notes.append("empty file")
     extra = sorted(seen_keys - set(expected))
     if extra:
@@ -541,6 +605,7 @@ def parse_jsonl(
         {**cols, LINE: lines, RAW: raws},
         schema={**{n: pl.String for n in expected}, LINE: pl.Int64, RAW: pl.String},
     )
+    records = pl.concat([flat, records], how="vertical")
     good = _strings_frame(records, expected, expected, source_file)
     return _finalise(_finish(good, _error_rows(errors, source_file), expected, source_file), columns, report)
 

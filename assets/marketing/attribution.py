@@ -39,17 +39,63 @@ CONTRACT = Contract(
 )
 
 
-def attribute_month(journeys: pl.DataFrame, config: AttributionConfig) -> pl.DataFrame:
+def attribute_month(journeys: pl.DataFrame | pl.LazyFrame, config: AttributionConfig) -> pl.DataFrame:
     """Credit one month's journeys with every model asked; credits sum to the month's totals."""
-    touches = journeys.select("journey_id", "ts", "channel")
-    per_journey = journeys.group_by("journey_id").agg(pl.col("conversions", "value", "nulls", "conversion_ts").first())
-    return attribute_touches(
+    lazy = journeys.lazy()
+    # Only journeys that can change a credit go to the models: those with conversions or value, and with
+    # nulls for Markov. `attribute_touches` keeps exactly these, but filtering here, in the scan, spares
+    # reading, grouping and handing over the touches of every other journey (most of them: non-converting).
+    counts = (pl.col("conversions") != 0) | (pl.col("value") != 0)
+    if "markov" in config.models:
+        counts = counts | (pl.col("nulls") != 0)
+    touches, channels = pl.collect_all(
+        [
+            lazy.filter(counts).select("journey_id", "ts", "channel", "conversions", "value", "nulls", "conversion_ts"),
+            lazy.select(pl.col("channel").cast(pl.String).unique().sort()),
+        ]
+    )
+    touches, per_journey = _split_journeys(touches)
+    credit = attribute_touches(
         touches,
         per_journey,
         models=config.models,
         half_life_days=config.half_life_days,
         first=config.first_touch_weight,
         last=config.last_touch_weight,
+    )
+    return _every_channel(credit, config.models, channels.to_series())
+
+
+def _split_journeys(touches: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Touch rows (journey_id, ts, channel) and one row per journey (journey_id and its weights).
+
+    The journeys module writes its rows sorted by journey_id, so each journey is one run of rows: then the
+    run number is the journey's id and its first row gives the weights, in two linear passes, instead of
+    grouping millions of string ids (about 3 s on 10M touches) and joining on them again in the models.
+    """
+    weights = pl.col("conversions", "value", "nulls", "conversion_ts")
+    ids = touches.get_column("journey_id")
+    if ids.null_count() or not ids.is_sorted():
+        per_journey = touches.group_by("journey_id").agg(weights.first())
+        return touches.select("journey_id", "ts", "channel"), per_journey
+    run = ids.rle_id().cast(pl.Int64).alias("journey_id")
+    numbered = touches.select(run, "ts", "channel", weights)
+    first = pl.col("journey_id") != pl.col("journey_id").shift(1, fill_value=-1)
+    return numbered.select("journey_id", "ts", "channel"), numbered.filter(first).select("journey_id", weights)
+
+
+def _every_channel(credit: pl.DataFrame, models: list[str], channels: pl.Series) -> pl.DataFrame:
+    """One row per model and per channel of the month, zero for channels seen only in journeys that carry
+    nothing: the rows `attribute_touches` gives when it sees every touch, in its order (model, channel)."""
+    if channels.null_count() or (channels == "").any():
+        raise ValueError("journeys contain a null or empty channel name")
+    asked = list(dict.fromkeys(models))
+    grid = pl.DataFrame(
+        {"model": [m for m in asked for _ in range(channels.len())], "channel": channels.to_list() * len(asked)},
+        schema={"model": pl.String, "channel": pl.String},
+    )
+    return grid.join(credit, on=["model", "channel"], how="left", maintain_order="left").with_columns(
+        pl.col("conversions", "value").fill_null(0.0)
     )
 
 
@@ -61,7 +107,7 @@ def attribute_month(journeys: pl.DataFrame, config: AttributionConfig) -> pl.Dat
     ins={"journeys": dg.AssetIn(["marketing", "journeys"])},
 )
 def attribution(
-    context: dg.AssetExecutionContext, journeys: pl.DataFrame, config: AttributionConfig
+    context: dg.AssetExecutionContext, journeys: pl.LazyFrame, config: AttributionConfig
 ) -> tuple[pl.DataFrame, dict[str, object]]:
     """Conversions and value credited to channels by first/last/linear/time-decay/position/Markov/Shapley models."""
     frames = []

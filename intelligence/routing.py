@@ -104,7 +104,12 @@ def decide(
                 f"(worst {max(standard_rates[d] for d in breaches):.1%} on "
                 f"{max(breaches, key=lambda d: standard_rates[d])})"
             ),
-            evidence={"standard_error_rates": evidence, "k": policy.k, "n": policy.n},
+            evidence={
+                "standard_error_rates": evidence,
+                "k": policy.k,
+                "n": policy.n,
+                "affected": [affected[0].isoformat(), affected[-1].isoformat()],
+            },
             affected=affected,
         )
     days = [d for d in strict_rates if since is None or d >= since]

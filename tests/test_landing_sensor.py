@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import pwd
 import random
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -402,15 +404,45 @@ def test_bad_names_and_places_never_crash_and_are_reported_once(
     assert sorted(raw["click_id"].to_list()) == ["g1", "g2"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file anyway; see the FIFO/symlink cases")
-def test_an_unreadable_file_is_reported(tmp_path: Path) -> None:
-    root = tmp_path / "landing"
-    land(root / "ads" / "2024-01-02" / "locked.csv", ads_csv("x"), mtime=time.time() - 100)
-    (root / "ads" / "2024-01-02" / "locked.csv").chmod(0)
-    scan = LandingWatcher(root, MARKETING_SOURCES).scan(None, now=time.time() + 10)
-    assert [(r.path, r.reason) for r in scan.rejections] == [
-        ("ads/2024-01-02/locked.csv", "unreadable: permission denied")
-    ]
+def _scan_rejections_as(uid: int | None, root: Path) -> list[tuple[str, str]]:
+    """The watcher's rejections for `root`, scanned in a forked child that first drops to `uid` (if given).
+
+    A fork, not a new interpreter: the unprivileged user may not be able to reach this Python at all
+    (a pyenv under /root), and the child needs nothing but the already imported watcher.
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+            scan = LandingWatcher(root, MARKETING_SOURCES).scan(None, now=time.time() + 10)
+            os.write(write, json.dumps([[r.path, r.reason] for r in scan.rejections]).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        payload = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return [(path, reason) for path, reason in json.loads(payload)]
+
+
+def test_an_unreadable_file_is_reported() -> None:
+    """Root reads a chmod 000 file anyway, so as root the scan runs as `nobody` (in a forked child)."""
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o755)  # the landing root must be reachable by the unprivileged scanner
+        root = Path(folder) / "landing"
+        land(root / "ads" / "2024-01-02" / "locked.csv", ads_csv("x"), mtime=time.time() - 100)
+        for path in (root, root / "ads", root / "ads" / "2024-01-02"):
+            path.chmod(0o755)
+        (root / "ads" / "2024-01-02" / "locked.csv").chmod(0)
+        uid = pwd.getpwnam("nobody").pw_uid if os.geteuid() == 0 else None
+        assert _scan_rejections_as(uid, root) == [("ads/2024-01-02/locked.csv", "unreadable: permission denied")]
 
 
 # -- fuzz -------------------------------------------------------------------------------------------------

@@ -98,33 +98,27 @@ def split_by_partition(
 
     Time-window partitions match a Date/Datetime column by window; other partitions match a
     string column by key. Every row must land in exactly one of the given partitions.
+
+    One pass: each row gets the index of its partition (a binary search over the window starts),
+    then one `partition_by`. A filter per partition cost seconds on the frames a backfill of raw
+    landing files makes (dozens of chunks of string views): each filter re-walked every chunk.
     """
     if column not in frame.columns:
         raise ValueError(
             f"cannot split a {len(partition_keys)}-partition output: it has no partition column {column!r} "
             f"(columns: {', '.join(frame.columns)})"
         )
-    dtype = frame.schema[column]
-    parts: dict[str, pl.DataFrame] = {}
-    for key in partition_keys:
-        if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
-            window = partitions_def.time_window_for_partition_key(key)
-            start, end = window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)
-            col = pl.col(column)
-            if dtype == pl.Date:
-                mask = (col >= start.date()) & (col < end.date())
-            elif isinstance(dtype, pl.Datetime):
-                if dtype.time_zone is None:
-                    start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
-                    mask = (col >= start) & (col < end)
-                else:  # polars refuses to compare datetimes of different zones: meet the column's zone
-                    bounds = [pl.lit(t).dt.convert_time_zone(dtype.time_zone) for t in (start, end)]
-                    mask = (col >= bounds[0]) & (col < bounds[1])
-            else:
-                raise TypeError(f"partition column {column!r} must be a Date or Datetime, not {dtype}")
-        else:
-            mask = pl.col(column).cast(pl.String) == key
-        parts[key] = frame.filter(mask)
+    values = frame.get_column(column)
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        index = _window_index(values, partition_keys, partitions_def, column)
+    else:
+        index = values.cast(pl.String).replace_strict(
+            partition_keys, list(range(len(partition_keys))), default=None, return_dtype=pl.Int64
+        )
+    labelled = frame.with_columns(index.alias(_PART))
+    groups = labelled.partition_by(_PART, as_dict=True, include_key=False, maintain_order=True)
+    empty = frame.clear()
+    parts = {key: groups.get((i,), empty) for i, key in enumerate(partition_keys)}
     assigned = sum(part.height for part in parts.values())
     if assigned != frame.height:
         raise ValueError(
@@ -132,6 +126,38 @@ def split_by_partition(
             f"{partition_keys[0]}…{partition_keys[-1]} of this run; refusing to write a partial output"
         )
     return parts
+
+
+_PART = "__partition_index"
+
+
+def _window_index(
+    values: pl.Series, partition_keys: list[str], partitions_def: dg.TimeWindowPartitionsDefinition, column: str
+) -> pl.Series:
+    """For each value, the position in `partition_keys` of the time window holding it (null: none does)."""
+    dtype = values.dtype
+    windows = [partitions_def.time_window_for_partition_key(key) for key in partition_keys]
+    bounds = [(w.start.astimezone(dt.UTC), w.end.astimezone(dt.UTC)) for w in windows]
+    if dtype == pl.Date:
+        starts = pl.Series([b[0].date() for b in bounds], dtype=pl.Date)
+        ends = pl.Series([b[1].date() for b in bounds], dtype=pl.Date)
+    elif isinstance(dtype, pl.Datetime):
+        # polars refuses to compare datetimes of different zones: meet the column's zone (naive means UTC)
+        as_utc = pl.Datetime(dtype.time_unit, "UTC")
+        starts = pl.Series([b[0] for b in bounds], dtype=as_utc)
+        ends = pl.Series([b[1] for b in bounds], dtype=as_utc)
+        if dtype.time_zone is None:
+            starts, ends = starts.dt.replace_time_zone(None), ends.dt.replace_time_zone(None)
+        else:
+            starts, ends = starts.dt.convert_time_zone(dtype.time_zone), ends.dt.convert_time_zone(dtype.time_zone)
+    else:
+        raise TypeError(f"partition column {column!r} must be a Date or Datetime, not {dtype}")
+    order = sorted(range(len(partition_keys)), key=lambda i: bounds[i][0])
+    starts, ends = starts.gather(order), ends.gather(order)
+    at = (starts.search_sorted(values, side="right").cast(pl.Int64) - 1).clip(lower_bound=0)
+    inside = (values >= starts.gather(at)) & (values < ends.gather(at))
+    positions = pl.Series(order, dtype=pl.Int64).gather(at)
+    return pl.select(pl.when(inside.fill_null(False)).then(positions).otherwise(None)).to_series()
 
 
 class ParquetLake(dg.UPathIOManager):

@@ -183,6 +183,13 @@ def run_polars(work: Path) -> pl.DataFrame:
         )
         .with_columns(decay_share=(pl.col("decay") / pl.col("decay").sum().over(journey)).fill_nan(0.0))
     )
+    return polars_credit(t)
+
+
+def polars_credit(t: pl.LazyFrame) -> pl.DataFrame:
+    """The six heuristic models' credit per channel from touches numbered within their journey: columns
+    `pos`, `n` (touches), `d` (distinct channels), `n_channel` (touches of this channel), `decay_share`,
+    `conversions`, `value`. Shared with bench/attribution.py's polars contender."""
     n, pos = pl.col("n"), pl.col("pos")
     shares = {
         "first_touch": (pos == 0).cast(pl.Float64),

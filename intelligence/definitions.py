@@ -43,7 +43,7 @@ marketing_attribution: list[dg.AssetsDefinition | dg.AssetSpec] = [
     path_attribution.path_attribution,
 ]
 
-telemetry = [
+telemetry: list[dg.AssetsDefinition | dg.AssetSpec] = [
     points.landing_telemetry,
     points.points,
     anomaly_scores.anomaly_scores,
@@ -55,7 +55,7 @@ telemetry = [
     detection_quality.detection_quality,
 ]
 
-platform_specs = [
+platform_specs: list[dg.AssetSpec] = [
     dg.AssetSpec(
         ROUTING_KEY,
         description="The cleansing route of each source and every switch with its reason (DuckDB source_routing).",

@@ -143,7 +143,7 @@ def replay(
         fresh = (tick.run_requests or []) if isinstance(tick, dg.SensorResult) else []
         cursor = tick.cursor if isinstance(tick, dg.SensorResult) else cursor
         for request in merged([r for r in fresh if r.run_key not in launched]):
-            launched.update(r for r in request.run_key.split("+") if r)
+            launched.update(r for r in (request.run_key or "").split("+") if r)
             result = execute(request, assets, resources, instance)
             log.runs += 1
             log.failed_runs += int(not result.success)
@@ -162,7 +162,7 @@ def replay(
                 result = execute(request, assets, resources, instance)
                 log.runs += 1
                 log.failed_runs += int(not result.success)
-        routes = load_routes(warehouse)  # type: ignore[arg-type]
+        routes = load_routes(warehouse)
         cells = []
         for source in MARKETING_SOURCES:
             rate = error_rates(instance, dg.AssetKey(["marketing", f"cleansed_{source}"])).get(day)
@@ -177,7 +177,7 @@ def replay(
 def routing_history(config: Settings) -> str:
     from intelligence.resources import build_resources
 
-    routes = load_routes(build_resources(config)["warehouse"])  # type: ignore[arg-type]
+    routes = load_routes(build_resources(config)["warehouse"])
     if routes.height == 0:
         return "  (no source was rerouted)"
     lines = []

@@ -90,8 +90,7 @@ def landing_sensor(
     context: dg.SensorEvaluationContext, landing: LandingZone, warehouse: Warehouse
 ) -> dg.SensorResult | dg.SkipReason:
     watcher = LandingWatcher(landing.root_path, MARKETING_SOURCES)
-    cursor = load_cursor(context.cursor)
-    scan = watcher.scan(cursor)
+    scan = watcher.scan(load_cursor(context.cursor))
     read = already_read(context.instance, [c for c in scan.changes if c.kind == "daily"])
     daily = [c for c in scan.changes if c.kind == "daily" and c.folder not in read]
     routes = load_routes(warehouse) if daily else None
@@ -432,9 +431,7 @@ def incident_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg
     ).records
     if not records:
         return dg.SkipReason("no new incidents partitions")
-    days = sorted(
-        {dt.date.fromisoformat(r.partition_key) for r in records if r.partition_key is not None}  # type: ignore[attr-defined]
-    )
+    days = sorted({dt.date.fromisoformat(r.partition_key) for r in records if r.partition_key is not None})
     last_id = max(r.storage_id for r in records)
     requests = []
     for span in _spans(days):

@@ -160,6 +160,12 @@ def _window_index(
     return pl.select(pl.when(inside.fill_null(False)).then(positions).otherwise(None)).to_series()
 
 
+def _not_materialized(message: str) -> dg.Failure:
+    """A missing upstream partition: the step fails at once with this message. Retrying cannot help (the
+    asset's retry policy is for flaky connectors), and a run that waits out its retries only delays the alert."""
+    return dg.Failure(description=message, allow_retries=False)
+
+
 class ParquetLake(dg.UPathIOManager):
     extension = ".parquet"
 
@@ -259,7 +265,7 @@ class ParquetLake(dg.UPathIOManager):
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame | pl.LazyFrame:
         if not self.path_exists(path):
-            raise FileNotFoundError(
+            raise _not_materialized(
                 f"no lake file for {context.asset_key.to_user_string()} at {path}: materialize it first"
             )
         source: Any = _local(path) if _is_local(path) else path.open("rb")
@@ -283,7 +289,7 @@ class ParquetLake(dg.UPathIOManager):
             allowed = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             if not allowed:
-                raise FileNotFoundError(f"{name}: partition(s) {shown} not in the lake; materialize it first")
+                raise _not_materialized(f"{name}: partition(s) {shown} not in the lake; materialize it first")
             context.log.info(f"{name}: {len(present)} of {len(keys)} partitions loaded; not materialized: {shown}")
         if _wants_dict(context):
             return {key: self.load_from_path(context, present[key]) for key in keys if key in present}

@@ -315,15 +315,25 @@ def test_monthly_asset_loads_its_month_of_daily_partitions(ephemeral: dg.Dagster
     assert out.row(0) == (29 * 3, dt.date(2024, 2, 1), dt.date(2024, 2, 29))
 
 
-def test_loading_a_missing_partition_says_materialize_first(ephemeral: dg.DagsterInstance, lake: Path) -> None:
-    @dg.asset(key=["marketing", "copy"], partitions_def=DAILY, ins=CLICKS_IN, backfill_policy=SINGLE_RUN)
+def test_loading_a_missing_partition_says_materialize_first_and_is_not_retried(
+    ephemeral: dg.DagsterInstance, lake: Path
+) -> None:
+    retry = dg.RetryPolicy(max_retries=3, delay=0.01)
+
+    @dg.asset(
+        key=["marketing", "copy"], partitions_def=DAILY, ins=CLICKS_IN, backfill_policy=SINGLE_RUN, retry_policy=retry
+    )
     def copy(clicks: pl.DataFrame) -> pl.DataFrame:
         return clicks
 
     result = run([daily_asset(), copy], ephemeral, lake, partition_key="2024-01-03",
                  selection=[dg.AssetKey(["marketing", "copy"])], raise_on_error=False)  # fmt: skip
     assert not result.success
-    assert "materialize it first" in str(result.get_step_failure_events()[0].step_failure_data.error)
+    failures = result.get_step_failure_events()
+    assert len(failures) == 1
+    assert "materialize it first" in str(failures[0].step_failure_data.error)
+    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert retries == []  # a missing partition does not come back by waiting
 
 
 # -- LazyFrame outputs and metadata -----------------------------------------------------------

@@ -224,3 +224,29 @@ def test_backfill_of_two_months_equals_month_by_month(world, tmp_path: Path) -> 
             # Same rows; credits equal up to float summation order.
             assert_frame_equal(after.sort(after.columns[:3]), before.sort(before.columns[:3]), rel_tol=1e-9)
     assert (config.reports / "2024-02" / "attribution.html").exists()
+
+
+def test_touchpoints_of_a_day_whose_crm_has_not_landed_are_built_and_say_so(world) -> None:  # type: ignore[no-untyped-def]
+    """A late source does not fail the day (nor wait out retries): the day is built from what has landed, its
+    metadata names the missing source, and touchpoints are rebuilt when the late partition arrives."""
+    config, instance, ctx = world
+    day = "2024-02-15"  # the day after the generated window: no files, so every source yields an empty partition
+    landed = dg.AssetSelection.assets(
+        *[["marketing", f"{kind}_{s}"] for s in SOURCES if s != "crm" for kind in ("raw", "cleansed")]
+    ).required_multi_asset_neighbors()
+    assert dg.materialize(
+        ctx["assets"], selection=landed, instance=instance, resources=ctx["resources"], partition_key=day
+    ).success
+    touchpoints = dg.AssetSelection.assets(["marketing", "touchpoints"]).required_multi_asset_neighbors()
+    built = dg.materialize(
+        ctx["assets"], selection=touchpoints, instance=instance, resources=ctx["resources"], partition_key=day
+    )
+    assert built.success
+    metadata = next(
+        e.step_materialization_data.materialization.metadata
+        for e in built.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["marketing", "touchpoints"])
+    )
+    missing = {k: v.value for k, v in metadata.items() if k.startswith("missing_days_")}
+    assert missing == {"missing_days_crm": day}
+    assert (config.lake / "marketing" / "touchpoints" / f"{day}.parquet").exists()

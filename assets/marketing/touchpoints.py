@@ -300,13 +300,26 @@ DAY_BEFORE_TOO = ("ads", "social", "email")  # clicks of the day before can open
 def _cleansed(source: str, route: str) -> dg.AssetIn:
     prefix = "cleansed" if route == STANDARD else "strict_cleansed"
     mapping = lookback(-1) if source in DAY_BEFORE_TOO else None
-    # Strict partitions exist only for days a source was routed through strict cleansing.
-    missing_ok = route == STRICT or mapping is not None
+    # Missing partitions are allowed: strict ones exist only for days a source was routed through strict
+    # cleansing, and a source's day may land later than the others' (a late file). The day is then built
+    # from what has landed, says so (`missing_source_days`), and eager automation builds it again when the
+    # late partition is materialized.
     return dg.AssetIn(
-        ["marketing", f"{prefix}_{source}"],
-        partition_mapping=mapping,
-        metadata={"allow_missing_partitions": True} if missing_ok else None,
+        ["marketing", f"{prefix}_{source}"], partition_mapping=mapping, metadata={"allow_missing_partitions": True}
     )
+
+
+def missing_source_days(instance: dg.DagsterInstance, days: list[dt.date]) -> dict[str, list[str]]:
+    """Per source, the days of the run it has no cleansed partition for yet (on neither route)."""
+    missing = {}
+    for source in SOURCES:
+        have: set[str] = set()
+        for prefix in ("cleansed", "strict_cleansed"):
+            have |= instance.get_materialized_partitions(dg.AssetKey(["marketing", f"{prefix}_{source}"]))
+        gone = [d.isoformat() for d in days if d.isoformat() not in have]
+        if gone:
+            missing[source] = gone
+    return missing
 
 
 def routed_inputs(
@@ -376,4 +389,11 @@ def touchpoints(
         chosen["ads"], chosen["social"], chosen["web"], chosen["email"], chosen["crm"], identity, days
     )
     routes = {f"strict_days_{source}": ", ".join(d) for source, d in used.items() if d}
-    return result, {**stats, **routes}
+    missing = missing_source_days(context.instance, days)
+    if missing:
+        context.log.warning(
+            "built without sources that have not landed yet (rebuilt when they do): "
+            + "; ".join(f"{source} {', '.join(d)}" for source, d in missing.items())
+        )
+    gaps = {f"missing_days_{source}": ", ".join(d) for source, d in missing.items()}
+    return result, {**stats, **routes, **gaps}

@@ -259,7 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         replayed = staging.is_dir() and any(staging.iterdir())
         if replayed:
-            print("files arrive day by day through the landing and source-health sensors (* = strict route):")
+            print(
+                "files arrive day by day through the landing and source-health sensors; error rate of each "
+                "source's latest delivered day (* = strict route):"
+            )
             days = [window.start + dt.timedelta(days=i) for i in range(window.days)]
             log = replay(days, staging, config, instance)
             print(f"  {log.runs} sensor-requested runs, {log.failed_runs} failed")

@@ -165,8 +165,11 @@ def replay(
         routes = load_routes(warehouse)
         cells = []
         for source in MARKETING_SOURCES:
-            rate = error_rates(instance, dg.AssetKey(["marketing", f"cleansed_{source}"])).get(day)
-            on = routes.filter((pl.col("source") == source) & (pl.col("effective_from") <= day)).sort("changed_at")
+            # most exports arrive the morning after their day: show the latest day each source has delivered
+            rates = error_rates(instance, dg.AssetKey(["marketing", f"cleansed_{source}"]))
+            latest = max(rates) if rates else day
+            rate = rates.get(latest)
+            on = routes.filter((pl.col("source") == source) & (pl.col("effective_from") <= latest)).sort("changed_at")
             route = on["route"][-1] if on.height else "standard"
             mark = "*" if route == "strict" else " "
             cells.append(f"{source} {'   -  ' if rate is None else f'{rate:6.1%}'}{mark}")

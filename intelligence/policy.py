@@ -91,3 +91,15 @@ EAGER = dg.AutomationCondition.eager()
 # For modules reading a window of earlier partitions (some of which may legitimately never exist,
 # e.g. days before a stream started): do not wait for every partition of the window.
 EAGER_ALLOWING_GAPS = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+
+# For modules right after the landing zone, whose inputs arrive late (most exports land the morning after
+# their day, some files days later): rebuild any partition of the last LATE_DAYS whose inputs were updated,
+# not only the latest one (`eager()` acts in the latest time window only). Gaps allowed; it never re-fills
+# older history by itself (that is a backfill), and never reacts to a partition merely being missing.
+LATE_DAYS = 35
+EAGER_RECENT_ALLOWING_GAPS = (
+    dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=LATE_DAYS))
+    & dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label(f"eager over the last {LATE_DAYS} days, gaps allowed")

@@ -32,7 +32,27 @@ def test_schedule_builds_the_previous_month_on_the_first_at_six() -> None:
     assert previous_month_key(dt.datetime(2025, 1, 1, 6)) == "2024-12-01"
     job = defs.resolve_job_def("monthly_attribution")
     keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert {"marketing/journeys", "marketing/attribution", "marketing/attribution_report"} <= keys
+    # identity in the same run: the month's people resolved from every file landed by then
+    assert {"marketing/identity", "marketing/journeys", "marketing/attribution", "marketing/attribution_report"} <= keys
+
+
+def test_touchpoints_follow_late_files_of_recent_days_not_only_the_latest_day() -> None:
+    """Exports land the morning after (some days later): automation rebuilds those days' touchpoints, where
+    `eager()` would only ever build the latest partition."""
+    touchpoints = dg.AssetKey(["marketing", "touchpoints"])
+    now = dt.datetime.now(dt.UTC)
+    with dg.instance_for_test() as instance:
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now)
+        late = [(now - dt.timedelta(days=n)).date().isoformat() for n in (1, 3, 20)]
+        old = (now - dt.timedelta(days=60)).date().isoformat()  # beyond the automation's reach: a backfill
+        for day in [*late, old]:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(asset_key=dg.AssetKey(["marketing", "cleansed_crm"]), partition=day)
+            )
+        second = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=first.cursor, evaluation_time=now + dt.timedelta(seconds=30)
+        )
+        assert set(second.get_requested_partitions(touchpoints)) == set(late)
 
 
 def test_schedule_timezone_is_configurable() -> None:

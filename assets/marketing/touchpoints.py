@@ -348,7 +348,7 @@ def routed_inputs(
         **{f"strict_{source}": _cleansed(source, STRICT) for source in SOURCES},
         "identity": dg.AssetIn(["marketing", "identity"], metadata={"allow_missing_partitions": True}),
     },
-    automation_condition=policy.EAGER_ALLOWING_GAPS,
+    automation_condition=policy.EAGER_RECENT_ALLOWING_GAPS,
 )
 def touchpoints(
     context: dg.AssetExecutionContext,

@@ -93,6 +93,11 @@ def landing_sensor(
     scan = watcher.scan(load_cursor(context.cursor))
     read = already_read(context.instance, [c for c in scan.changes if c.kind == "daily"])
     daily = [c for c in scan.changes if c.kind == "daily" and c.folder not in read]
+    busy = in_flight(context.instance, daily)
+    for change in busy:  # look again once that run is over: it may read these very files (then: already read)
+        scan.cursor["folders"][change.folder] = RELIST
+        context.log.info(f"{change.folder}: a run of that day is queued or running; waiting for it")
+    daily = [c for c in daily if c not in busy]
     routes = load_routes(warehouse) if daily else None
     requests = daily_requests(daily, routes)
     requests += [
@@ -210,6 +215,39 @@ def already_read(instance: dg.DagsterInstance, changes: Sequence[FolderChange]) 
             if isinstance(value, dict) and value.get(day) == by_day[day].digest:
                 read.add(by_day[day].folder)
     return read
+
+
+# A cursor entry that makes the watcher list the folder again next tick and report it as changed.
+RELIST = [0, "", True]
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def in_flight(instance: dg.DagsterInstance, changes: Sequence[FolderChange]) -> list[FolderChange]:
+    """The changed folders whose source and day a queued or running run already materializes (launched from
+    the UI, by a backfill, or by this sensor for an earlier set of files).
+
+    Requesting another run now would race it: two runs writing one partition, the older files possibly last.
+    """
+    if not changes:
+        return []
+    busy: dict[str, list[tuple[str, str]]] = defaultdict(list)  # source -> [(first day, last day)]
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE), limit=500):
+        tags = run.tags
+        first = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
+        last = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
+        if not first or not last:
+            continue
+        for key in run.asset_selection or ():
+            if key.path[:-1] == ["marketing"] and key.path[-1].startswith("raw_"):
+                busy[key.path[-1].removeprefix("raw_")].append((first, last))
+    return [
+        c for c in changes if c.day is not None and any(a <= c.day.isoformat() <= b for a, b in busy.get(c.source, []))
+    ]
 
 
 def daily_requests(changes: Sequence[FolderChange], routes: pl.DataFrame | None) -> list[dg.RunRequest]:

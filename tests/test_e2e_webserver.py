@@ -205,10 +205,18 @@ def _dagster_home(tmp_path: Path) -> Path:
 
 def _intelligence_home(tmp_path: Path) -> Path:
     home = tmp_path / "intelligence_home"
+    (home / "landing").mkdir(parents=True)
+    return home
+
+
+def _land(home: Path) -> None:
+    """The day's file, landed just before the launch: the RUNNING landing sensor then sees it only while our
+    run is queued or running (it waits for that run) or after it (the files are already read), so the one
+    run of this partition is ours. Landed before the stack started, the sensor's first tick could request a
+    run of its own first."""
     day = home / "landing" / "ads" / PARTITION
     day.mkdir(parents=True)
     (day / f"ads_{PARTITION}_01.csv").write_text(LANDING_CSV)
-    return home
 
 
 @pytest.fixture
@@ -371,6 +379,7 @@ def test_materialize_through_webserver_and_daemon(stack: Stack) -> None:
     check_names = {c["name"] for c in _asset_checks(webserver, [CLEANSED])["marketing/cleansed_ads"]}
     assert {"error_rate", "rule_cost_min", "parseable_rows", "cleansing_rules"} <= check_names, check_names
 
+    _land(stack.intelligence_home)
     run_id, status = _launch_materialization(webserver, [RAW, CLEANSED, QUARANTINE], PARTITION)
     assert status == "QUEUED"  # the QueuedRunCoordinator holds it until the daemon dequeues it
     _wait_for_run(stack, run_id)

@@ -27,7 +27,7 @@ import pytest
 from intelligence.definitions import defs
 from intelligence.landing_watch import SETTLE_SECONDS, LandingWatcher, Rejection
 from intelligence.resources import build_resources
-from intelligence.sensors import MARKETING_SOURCES, REJECTED_KEY, landing_sensor
+from intelligence.sensors import MARKETING_SOURCES, REJECTED_KEY, _source_keys, landing_sensor
 from intelligence.settings import Settings
 
 ADS_HEADER = "click_id,cookie_id,campaign,channel,cost,ts\n"
@@ -163,6 +163,35 @@ def test_second_tick_without_changes_requests_nothing(
     assert second.run_requests == []
     third = tick(instance, resources, second.cursor)
     assert third.run_requests == []
+
+
+def test_a_day_already_being_materialized_waits_for_that_run_and_is_then_read_once(
+    home: Settings, instance: dg.DagsterInstance, resources: dict[str, Any]
+) -> None:
+    """Someone clicked Materialize (or a backfill runs) for a day whose files the sensor has not seen yet:
+    no second run races it for the same partition; once it is over, the files it read are not read again."""
+    land(home.landing / "ads" / "2024-01-02" / "ads_01.csv", ads_csv("a", "b"))
+    land(home.landing / "ads" / "2024-01-03" / "ads_01.csv", ads_csv("c", day="2024-01-03"))
+    age_folders(home.landing)
+    manual = dg.RunRequest(partition_key="2024-01-02", asset_selection=_source_keys("ads", "standard"))
+    running = instance.create_run_for_job(
+        job_def=defs.resolve_implicit_global_asset_job_def(),
+        asset_selection=frozenset(manual.asset_selection or []),
+        tags={"dagster/partition": "2024-01-02"},
+        status=dg.DagsterRunStatus.STARTED,  # as a run the daemon has just launched
+    )
+
+    first = tick(instance, resources, None)
+    assert [(source_of(r), requested_days(r)) for r in first.run_requests] == [("ads", ["2024-01-03"])]
+    waiting = tick(instance, resources, first.cursor)  # still running: still waiting
+    assert waiting.run_requests == []
+
+    # That run ends (here: it is the in-process run below that does the work) having read the day's files.
+    instance.report_run_canceled(running)
+    execute([manual], instance, resources)
+    after = tick(instance, resources, waiting.cursor)
+    assert after.run_requests == []  # already read by that run
+    assert tick(instance, resources, after.cursor).run_requests == []
 
 
 def test_replays_and_lost_cursor_give_the_same_run_keys_and_late_files_one_new_run(

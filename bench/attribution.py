@@ -242,9 +242,8 @@ def run_polars(home: Path) -> Any:
 
 
 def run_pandas(home: Path) -> Any:
-    import numpy as np
     import pandas as pd
-    import polars as pl
+    from attribution_models import pandas_credit  # bench/attribution_models.py
 
     out: dict[str, Any] = {}
 
@@ -253,34 +252,7 @@ def run_pandas(home: Path) -> Any:
         t = pd.read_parquet(journeys_file(home), columns=columns)
         t = t[(t["month"] == MONTH) & ((t["conversions"] != 0) | (t["value"] != 0))]
         t = t.sort_values(["journey_id", "ts", "touch_index"], kind="stable")
-        by_journey = t.groupby("journey_id", sort=False)
-        t["pos"] = by_journey.cumcount()
-        t["n"] = by_journey["channel"].transform("size")
-        t["d"] = by_journey["channel"].transform("nunique")
-        t["n_channel"] = t.groupby(["journey_id", "channel"], sort=False)["channel"].transform("size")
-        age = (t["conversion_ts"] - t["ts"]).dt.total_seconds() / (HALF_LIFE_DAYS * 86_400)
-        t["decay"] = np.exp2(-age)
-        t["decay_share"] = t["decay"] / t.groupby("journey_id", sort=False)["decay"].transform("sum")
-        n, pos = t["n"], t["pos"]
-        shares = {
-            "first_touch": (pos == 0).astype(float),
-            "last_touch": (pos == n - 1).astype(float),
-            "linear_touch": 1.0 / n,
-            "linear_channel": 1.0 / (t["d"] * t["n_channel"]),
-            "time_decay": t["decay_share"],
-            "position_based": np.select(
-                [n == 1, n == 2, (pos == 0) | (pos == n - 1)], [1.0, 0.5, 0.4], 0.2 / (n - 2).clip(lower=1)
-            ),
-        }
-        frames = []
-        for model, share in shares.items():
-            part = pd.DataFrame(
-                {"channel": t["channel"], "conversions": share * t["conversions"], "value": share * t["value"]}
-            )
-            summed = part.groupby("channel", as_index=False).sum()
-            summed["model"] = model
-            frames.append(summed)
-        out["credit"] = pl.from_pandas(pd.concat(frames, ignore_index=True))
+        out["credit"] = pandas_credit(t)
 
     h.child_measure(work)
     return out["credit"]

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -230,6 +231,14 @@ def run_pandas(work: Path) -> pl.DataFrame:
     journeys = pd.read_parquet(work / "journeys.parquet")
     touches["rid"] = np.arange(len(touches))
     t = touches.merge(journeys, on="journey_id").sort_values(["journey_id", "ts", "rid"], kind="stable")
+    return pandas_credit(t)
+
+
+def pandas_credit(t: Any) -> pl.DataFrame:
+    """The six heuristic models' credit per channel from a pandas frame of touches sorted within their journey
+    (`journey_id`, `channel`, `ts`, `conversions`, `value`, `conversion_ts`). Shared with bench/attribution.py."""
+    import pandas as pd
+
     by_journey = t.groupby("journey_id", sort=False)
     t["pos"] = by_journey.cumcount()
     t["n"] = by_journey["channel"].transform("size")

@@ -97,9 +97,20 @@ EAGER_ALLOWING_GAPS = dg.AutomationCondition.eager().without(~dg.AutomationCondi
 # not only the latest one (`eager()` acts in the latest time window only). Gaps allowed; it never re-fills
 # older history by itself (that is a backfill), and never reacts to a partition merely being missing.
 LATE_DAYS = 35
-EAGER_RECENT_ALLOWING_GAPS = (
-    dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=LATE_DAYS))
-    & dg.AutomationCondition.any_deps_updated().since_last_handled()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label(f"eager over the last {LATE_DAYS} days, gaps allowed")
+
+
+def eager_recent_allowing_gaps(ignore: dg.AssetSelection | None = None) -> dg.AutomationCondition:
+    """Rebuild a partition of the last LATE_DAYS when an input (other than `ignore`) was updated since it was
+    last *requested*. Not `since_last_handled()`: that also resets when the partition finishes materializing,
+    so an input landing while the partition is being built (blocked by `~in_progress()`) would be forgotten
+    when that run ends, and the late file would never reach it."""
+    updated = dg.AutomationCondition.any_deps_updated()
+    if ignore is not None:
+        updated = updated.ignore(ignore)
+    since_requested = dg.AutomationCondition.newly_requested() | dg.AutomationCondition.initial_evaluation()
+    return (
+        dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=LATE_DAYS))
+        & updated.since(since_requested)
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label(f"eager over the last {LATE_DAYS} days, gaps allowed")

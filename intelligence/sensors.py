@@ -14,6 +14,7 @@
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -93,7 +94,7 @@ def landing_sensor(
     scan = watcher.scan(load_cursor(context.cursor))
     read = already_read(context.instance, [c for c in scan.changes if c.kind == "daily"])
     daily = [c for c in scan.changes if c.kind == "daily" and c.folder not in read]
-    busy = in_flight(context.instance, daily)
+    busy = in_flight(context.instance, daily, context.log)
     for change in busy:  # look again once that run is over: it may read these very files (then: already read)
         scan.cursor["folders"][change.folder] = RELIST
         context.log.info(f"{change.folder}: a run of that day is queued or running; waiting for it")
@@ -225,26 +226,44 @@ ACTIVE = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+# An active run older than this is presumed stuck (a paused queue, a lost worker with run monitoring off):
+# the sensor stops waiting for it, with a warning, rather than hold a folder back forever.
+STUCK_AFTER = dt.timedelta(hours=6)
 
 
-def in_flight(instance: dg.DagsterInstance, changes: Sequence[FolderChange]) -> list[FolderChange]:
-    """The changed folders whose source and day a queued or running run already materializes (launched from
-    the UI, by a backfill, or by this sensor for an earlier set of files).
+def in_flight(
+    instance: dg.DagsterInstance, changes: Sequence[FolderChange], log: logging.Logger | None = None
+) -> list[FolderChange]:
+    """The changed folders whose source and day a queued or running run already writes (launched from the UI,
+    by a backfill, a reroute, or by this sensor for an earlier set of files): raw, cleansed or strict.
 
     Requesting another run now would race it: two runs writing one partition, the older files possibly last.
     """
     if not changes:
         return []
+    sources = {c.source for c in changes}
+    written = {f"{kind}_{s}": s for s in sources for kind in ("raw", "cleansed", "strict_cleansed")}
     busy: dict[str, list[tuple[str, str]]] = defaultdict(list)  # source -> [(first day, last day)]
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE), limit=500):
-        tags = run.tags
-        first = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
-        last = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
-        if not first or not last:
-            continue
-        for key in run.asset_selection or ():
-            if key.path[:-1] == ["marketing"] and key.path[-1].startswith("raw_"):
-                busy[key.path[-1].removeprefix("raw_")].append((first, last))
+    oldest = dt.datetime.now(dt.UTC) - STUCK_AFTER
+    cursor = None
+    while True:  # every active run, page by page: a long backfill queue must not hide the one that is running
+        records = instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE), limit=500, cursor=cursor)
+        for record in records:
+            run, tags = record.dagster_run, record.dagster_run.tags
+            first = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
+            last = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
+            touched = {written[k.path[-1]] for k in run.asset_selection or () if k.path[-1] in written}
+            if not first or not last or not touched:
+                continue
+            if record.create_timestamp.astimezone(dt.UTC) < oldest:
+                if log is not None:
+                    log.warning(f"not waiting for run {run.run_id}: {run.status.value} since {record.create_timestamp}")
+                continue
+            for source in touched:
+                busy[source].append((first, last))
+        if len(records) < 500:
+            break
+        cursor = records[-1].dagster_run.run_id
     return [
         c for c in changes if c.day is not None and any(a <= c.day.isoformat() <= b for a, b in busy.get(c.source, []))
     ]

@@ -24,6 +24,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from intelligence import sensors as sensors_module
 from intelligence.definitions import defs
 from intelligence.landing_watch import SETTLE_SECONDS, LandingWatcher, Rejection
 from intelligence.resources import build_resources
@@ -192,6 +193,38 @@ def test_a_day_already_being_materialized_waits_for_that_run_and_is_then_read_on
     after = tick(instance, resources, waiting.cursor)
     assert after.run_requests == []  # already read by that run
     assert tick(instance, resources, after.cursor).run_requests == []
+
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def test_runs_writing_the_cleansed_or_strict_partition_count_and_stuck_runs_stop_holding_folders_back(
+    home: Settings, instance: dg.DagsterInstance, resources: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    land(home.landing / "ads" / "2024-01-02" / "ads_01.csv", ads_csv("a", "b"))
+    land(home.landing / "web" / "2024-01-02" / "web_01.csv", ",".join(HEADERS["web"]) + "\n")
+    age_folders(home.landing)
+    job = defs.resolve_implicit_global_asset_job_def()
+    strict_web = [
+        dg.AssetKey(["marketing", "strict_cleansed_web"]),
+        dg.AssetKey(["marketing", "strict_cleansed_web_quarantine"]),
+    ]
+    for keys in (_source_keys("ads", "standard")[1:], strict_web):
+        instance.create_run_for_job(  # a UI run of cleansed_ads alone; a reroute run of strict web, as a range
+            job_def=job,
+            asset_selection=frozenset(keys),
+            tags={
+                "dagster/asset_partition_range_start": "2024-01-01",
+                "dagster/asset_partition_range_end": "2024-01-03",
+            },
+            status=dg.DagsterRunStatus.STARTED,
+        )
+    first = tick(instance, resources, None)
+    assert first.run_requests == []
+
+    monkeypatch.setattr(sensors_module, "STUCK_AFTER", dt.timedelta(0))  # those runs are now "hours old"
+    second = tick(instance, resources, first.cursor)
+    assert sorted(source_of(r) for r in second.run_requests) == ["ads", "web"]
 
 
 def test_replays_and_lost_cursor_give_the_same_run_keys_and_late_files_one_new_run(

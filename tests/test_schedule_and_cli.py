@@ -13,6 +13,7 @@ import dagster as dg
 import polars as pl
 
 from intelligence.definitions import defs
+from intelligence.policy import eager_recent_allowing_gaps
 from intelligence.schedules import monthly_attribution_schedule, previous_month_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,65 @@ def test_touchpoints_follow_late_files_of_recent_days_not_only_the_latest_day() 
             defs=defs, instance=instance, cursor=first.cursor, evaluation_time=now + dt.timedelta(seconds=30)
         )
         assert set(second.get_requested_partitions(touchpoints)) == set(late)
+
+        # The monthly identity rebuild refines person ids only: no month of touchpoints rebuilt for it.
+        month = (now - dt.timedelta(days=3)).date().replace(day=1).isoformat()
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=dg.AssetKey(["marketing", "identity"]), partition=month)
+        )
+        third = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=second.cursor, evaluation_time=now + dt.timedelta(seconds=60)
+        )
+        assert set(third.get_requested_partitions(touchpoints)) == set()
+
+
+def test_an_input_updated_while_its_partition_is_being_built_is_not_forgotten() -> None:
+    """A late file lands while the partition it feeds is being rebuilt (that run read the older data): once
+    the run is over, the partition is rebuilt again."""
+    daily = dg.DailyPartitionsDefinition("2024-01-01", end_offset=1)
+
+    @dg.asset(partitions_def=daily)
+    def source() -> None: ...
+
+    @dg.asset(partitions_def=daily, deps=[source], automation_condition=eager_recent_allowing_gaps())
+    def derived() -> None: ...
+
+    small = dg.Definitions(assets=[source, derived])
+    day, now = "2024-03-10", dt.datetime(2024, 3, 12, tzinfo=dt.UTC)
+    with dg.instance_for_test() as instance:
+
+        def tick(cursor: object) -> tuple[set[str | None], object]:
+            result = dg.evaluate_automation_conditions(
+                defs=small,
+                instance=instance,
+                cursor=cursor,
+                evaluation_time=now,  # type: ignore[arg-type]
+            )
+            return set(result.get_requested_partitions(derived.key)), result.cursor
+
+        _, cursor = tick(None)
+        instance.report_runless_asset_event(dg.AssetMaterialization("source", partition=day))
+        requested, cursor = tick(cursor)
+        assert requested == {day}
+        run = instance.create_run_for_job(
+            job_def=small.resolve_implicit_global_asset_job_def(),
+            asset_selection=frozenset({derived.key}),
+            tags={"dagster/partition": day},
+            status=dg.DagsterRunStatus.STARTED,
+        )
+        requested, cursor = tick(cursor)  # the daemon ticks on while the run works
+        assert requested == set()
+        instance.report_runless_asset_event(dg.AssetMaterialization("source", partition=day))  # lands mid-run
+        requested, cursor = tick(cursor)
+        assert requested == set()  # not while the partition is being built
+        instance.report_runless_asset_event(dg.AssetMaterialization("derived", partition=day))
+        instance.handle_run_event(  # the run ends
+            run.run_id, dg.DagsterEvent(event_type_value="PIPELINE_SUCCESS", job_name=run.job_name, message="done")
+        )
+        requested, cursor = tick(cursor)
+        assert requested == {day}
+        requested, cursor = tick(cursor)
+        assert requested == set()  # once
 
 
 def test_schedule_timezone_is_configurable() -> None:

@@ -45,9 +45,10 @@ def attribute_month(journeys: pl.DataFrame | pl.LazyFrame, config: AttributionCo
     # Only journeys that can change a credit go to the models: those with conversions or value, and with
     # nulls for Markov. `attribute_touches` keeps exactly these, but filtering here, in the scan, spares
     # reading, grouping and handing over the touches of every other journey (most of them: non-converting).
-    counts = (pl.col("conversions") != 0) | (pl.col("value") != 0)
+    # null weights pass the filter, so that `attribute_touches` refuses them with its clear error
+    counts = (pl.col("conversions") != 0).fill_null(True) | (pl.col("value") != 0).fill_null(True)
     if "markov" in config.models:
-        counts = counts | (pl.col("nulls") != 0)
+        counts = counts | (pl.col("nulls") != 0).fill_null(True)
     touches, channels = pl.collect_all(
         [
             lazy.filter(counts).select("journey_id", "ts", "channel", "conversions", "value", "nulls", "conversion_ts"),

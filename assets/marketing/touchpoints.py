@@ -348,7 +348,9 @@ def routed_inputs(
         **{f"strict_{source}": _cleansed(source, STRICT) for source in SOURCES},
         "identity": dg.AssetIn(["marketing", "identity"], metadata={"allow_missing_partitions": True}),
     },
-    automation_condition=policy.EAGER_RECENT_ALLOWING_GAPS,
+    # Identity only refines person ids (journeys look people up in it again): its monthly rebuild is no
+    # reason to rebuild a month of touchpoints.
+    automation_condition=policy.eager_recent_allowing_gaps(ignore=dg.AssetSelection.assets(["marketing", "identity"])),
 )
 def touchpoints(
     context: dg.AssetExecutionContext,

@@ -188,6 +188,7 @@ def test_report_is_rendered_with_charts_and_data_quality(world) -> None:  # type
     assert html.count("data:image/png;base64,") >= 2
     for source in SOURCES:
         assert f"<td>{source}</td>" in html
+    assert html.count("31 of 31") == len(SOURCES) and "no data:" not in html  # every source, every day
     event = instance.get_latest_materialization_event(dg.AssetKey(["marketing", "attribution_report"]))
     assert event is not None
     summary = event.asset_materialization.metadata["summary"].value  # type: ignore[union-attr]
@@ -223,7 +224,12 @@ def test_backfill_of_two_months_equals_month_by_month(world, tmp_path: Path) -> 
             after = pl.read_parquet(config.lake / "marketing" / name / f"{month}.parquet")
             # Same rows; credits equal up to float summation order.
             assert_frame_equal(after.sort(after.columns[:3]), before.sort(before.columns[:3]), rel_tol=1e-9)
-    assert (config.reports / "2024-02" / "attribution.html").exists()
+    # February has data up to the 14th only: the report says which days every source lacks.
+    february = (config.reports / "2024-02" / "attribution.html").read_text()
+    assert february.count("14 of 29") == len(SOURCES)
+    assert february.count("no data: 2024-02-15, 2024-02-16, 2024-02-17, 2024-02-18, 2024-02-19 and 10 more") == len(
+        SOURCES
+    )
 
 
 def test_touchpoints_of_a_day_whose_crm_has_not_landed_are_built_and_say_so(world) -> None:  # type: ignore[no-untyped-def]

@@ -111,7 +111,8 @@ def trend_chart(attribution: pl.DataFrame, model: str) -> bytes | None:
 def quality_rows(
     instance: dg.DagsterInstance, month: dt.date, warn_rate: float, error_rate: float
 ) -> list[dict[str, Any]]:
-    """Per source: the latest materialization of each day of the month, summed."""
+    """Per source: the latest materialization of each day of the month, summed, and the days with none (a
+    source that never delivered them: the month's attribution was computed without them)."""
     days = []
     day = month
     while day < next_month(month):
@@ -135,6 +136,8 @@ def quality_rows(
             {
                 "source": source,
                 "days": len(latest),
+                "days_in_month": len(days),
+                "missing_days": sorted(set(days) - set(latest)),
                 "rows_in": rows_in,
                 "accepted": accepted,
                 "rejected": rows_in - accepted,
@@ -333,7 +336,13 @@ def _run_parameters(instance: dg.DagsterInstance, month: dt.date) -> dict[str, A
 
 
 def _quality_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    lines = ["| source | rows landed | accepted | quarantined | error rate |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| source | days | rows landed | accepted | quarantined | error rate |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['source']} | {r['rows_in']:,} | {r['accepted']:,} | {r['rejected']:,} | {r['rate']:.2%} |")
+        days = f"{r['days']} of {r['days_in_month']}" + (" ⚠" if r["missing_days"] else "")
+        lines.append(
+            f"| {r['source']} | {days} | {r['rows_in']:,} | {r['accepted']:,} | {r['rejected']:,} | {r['rate']:.2%} |"
+        )
     return "\n".join(lines)

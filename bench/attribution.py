@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -390,7 +391,12 @@ def main() -> None:
         )
     if "ours" in summary and "pandas" in summary:
         s = summary["pandas"]["median_s"] / summary["ours"]["median_s"]
-        verdicts.append(h.verdict(">= 8x faster than pandas", s >= 8, f"{s:.1f}x"))
+        verdicts.append(h.verdict(">= 8x faster than pandas (whole materialize call)", s >= 8, f"{s:.1f}x"))
+        # The step alone (STEP_START to STEP_SUCCESS: load, models, contract, checks, writes), without the run's
+        # creation and bookkeeping around it, which a pandas script does not have either.
+        step = statistics.median(r["step_s"].get("marketing__attribution", float("nan")) for r in records["ours"])
+        s = summary["pandas"]["median_s"] / step
+        verdicts.append(h.verdict(">= 8x faster than pandas (the step alone)", s >= 8, f"{s:.1f}x"))
     if "markov_shapley" in summary:
         t = summary["markov_shapley"]["median_s"]
         verdicts.append(

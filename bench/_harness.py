@@ -108,7 +108,31 @@ def sys_path() -> None:
         sys.path.insert(0, str(ROOT))
 
 
+def step_seconds(instance: Any, run_id: str) -> dict[str, float]:
+    """Seconds from STEP_START to STEP_SUCCESS per step of a run, from the instance's event log."""
+    starts: dict[str, float] = {}
+    out: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type_value == "STEP_SUCCESS" and event.step_key in starts:
+            out[event.step_key] = round(entry.timestamp - starts[event.step_key], 3)
+    return out
+
+
 # ------------------------------------------------------------------------------------ parent side
+
+
+def chosen_contenders(parser: Any, text: str, known: Sequence[str]) -> list[str]:
+    """The comma-separated `--contenders` value, checked against the benchmark's own."""
+    contenders = text.split(",")
+    unknown = set(contenders) - set(known)
+    if unknown:
+        parser.error(f"unknown contenders {sorted(unknown)}; choose from {tuple(known)}")
+    return contenders
 
 
 def load() -> str:

@@ -128,28 +128,13 @@ def run_ours(home: Path, models: tuple[str, ...]) -> Any:
                 run_config=run_config,
             )
             assert result.success
-            return {"step_s": step_seconds(instance, result.run_id)}
+            return {"step_s": h.step_seconds(instance, result.run_id)}
 
         h.child_measure(work)
         import polars as pl
 
         out = pl.read_parquet(home / "lake" / "marketing" / "attribution" / f"{MONTH.isoformat()}.parquet")
         return out.select(pl.col("model").cast(pl.String), "channel", "conversions", "value")
-
-
-def step_seconds(instance: Any, run_id: str) -> dict[str, float]:
-    """Seconds from STEP_START to STEP_SUCCESS per step of a run, from the instance's event log."""
-    starts: dict[str, float] = {}
-    out: dict[str, float] = {}
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type_value == "STEP_START":
-            starts[event.step_key] = entry.timestamp
-        elif event.event_type_value == "STEP_SUCCESS" and event.step_key in starts:
-            out[event.step_key] = round(entry.timestamp - starts[event.step_key], 3)
-    return out
 
 
 def run_kit(home: Path) -> Any:
@@ -348,10 +333,7 @@ def main() -> None:
     if args.run:
         run_child(args.run, args.home, args.paths_file)
         return
-    contenders = args.contenders.split(",")
-    unknown = set(contenders) - set(CONTENDERS)
-    if unknown:
-        parser.error(f"unknown contenders {sorted(unknown)}; choose from {CONTENDERS}")
+    contenders = h.chosen_contenders(parser, args.contenders, CONTENDERS)
     people = args.people or (QUICK_PEOPLE if args.quick else PEOPLE)
     repeats = args.repeats or (1 if args.quick else 3)
     world = h.world_home(MONTH, DAYS, people)

@@ -81,7 +81,6 @@ def run_ours(world: Path, out: Path) -> None:
 
     import dagster as dg
     import polars as pl
-    from attribution import step_seconds  # bench/attribution.py
 
     from intelligence.demo import Window, demo_steps
     from intelligence.replay import QUIET
@@ -106,7 +105,7 @@ def run_ours(world: Path, out: Path) -> None:
                 peaks[label] = round(h.peak_rss_mb())
                 if not success:
                     raise SystemExit(f"stage {label!r} failed")
-                per_step.update(step_seconds(instance, run_id))
+                per_step.update(h.step_seconds(instance, run_id))
             return {"stages": stages, "steps": per_step, "peak_mb_after_stage": peaks}
 
         h.child_measure(work)
@@ -465,10 +464,7 @@ def main() -> None:
     if args.run:
         run_child(args.run, args.world)
         return
-    contenders = args.contenders.split(",")
-    unknown = set(contenders) - set(CONTENDERS)
-    if unknown:
-        parser.error(f"unknown contenders {sorted(unknown)}; choose from {CONTENDERS}")
+    contenders = h.chosen_contenders(parser, args.contenders, CONTENDERS)
     people = args.people or (QUICK_PEOPLE if args.quick else PEOPLE)
     world = h.world_home(START, DAYS, people)
     per_source = h.landing_rows(world)

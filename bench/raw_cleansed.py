@@ -147,9 +147,8 @@ def run_ours(world: Path, out: Path) -> None:
                 run_config=QUIET,
             )
             assert run.success
-            from attribution import step_seconds  # bench/attribution.py
 
-            return {"steps": step_seconds(instance, run.run_id)}
+            return {"steps": h.step_seconds(instance, run.run_id)}
 
         h.child_measure(work)
 
@@ -493,10 +492,7 @@ def main() -> None:
     if args.run:
         run_child(args.run, args.world)
         return
-    contenders = args.contenders.split(",")
-    unknown = set(contenders) - set(CONTENDERS)
-    if unknown:
-        parser.error(f"unknown contenders {sorted(unknown)}; choose from {CONTENDERS}")
+    contenders = h.chosen_contenders(parser, args.contenders, CONTENDERS)
     people = args.people or (QUICK_PEOPLE if args.quick else PEOPLE)
     repeats = args.repeats or (1 if args.quick else 3)
     world = h.world_home(START, 2, people)

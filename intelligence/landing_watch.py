@@ -260,6 +260,12 @@ class LandingWatcher:
         return result
 
 
+def relist(cursor: dict[str, Any], folder: str) -> None:
+    """Make the next scan list `folder` again and report it as changed, whatever its files (the sensor
+    could not act on it this tick)."""
+    cursor["folders"][folder] = [0, "", True]
+
+
 def dump_cursor(cursor: dict[str, Any]) -> str:
     """The cursor as Dagster stores it: compressed JSON (a tick row keeps a copy of it)."""
     raw = json.dumps(cursor, separators=(",", ":"), sort_keys=True).encode()

@@ -22,7 +22,7 @@ import dagster as dg
 import polars as pl
 
 from assets.telemetry.points import LandingFile, index_path, read_index, read_landing_files, type_records
-from intelligence.landing_watch import FolderChange, LandingWatcher, Rejection, dump_cursor, load_cursor
+from intelligence.landing_watch import FolderChange, LandingWatcher, Rejection, dump_cursor, load_cursor, relist
 from intelligence.routing import (
     STANDARD,
     STRICT,
@@ -96,7 +96,7 @@ def landing_sensor(
     daily = [c for c in scan.changes if c.kind == "daily" and c.folder not in read]
     busy = in_flight(context.instance, daily, context.log)
     for change in busy:  # look again once that run is over: it may read these very files (then: already read)
-        scan.cursor["folders"][change.folder] = RELIST
+        relist(scan.cursor, change.folder)
         context.log.info(f"{change.folder}: a run of that day is queued or running; waiting for it")
     daily = [c for c in daily if c not in busy]
     routes = load_routes(warehouse) if daily else None
@@ -218,8 +218,6 @@ def already_read(instance: dg.DagsterInstance, changes: Sequence[FolderChange]) 
     return read
 
 
-# A cursor entry that makes the watcher list the folder again next tick and report it as changed.
-RELIST = [0, "", True]
 ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -242,7 +240,7 @@ def in_flight(
     if not changes:
         return []
     sources = {c.source for c in changes}
-    written = {f"{kind}_{s}": s for s in sources for kind in ("raw", "cleansed", "strict_cleansed")}
+    written = {k.path[-1]: s for s in sources for k in _source_keys(s, STRICT)}
     busy: dict[str, list[tuple[str, str]]] = defaultdict(list)  # source -> [(first day, last day)]
     oldest = dt.datetime.now(dt.UTC) - STUCK_AFTER
     cursor = None
